@@ -1,0 +1,205 @@
+"""The `mailpulse` command (CONTRACT: CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from app import runtime
+from app.embedded_redis import EmbeddedRedisError
+from app.settings import Settings, SettingsError
+from queue_engine.accounts import AccountError, EmailType, create_account, create_api_user
+from queue_engine.routing import RoutesError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailpulse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="web console + API, queue engine and inbound SMTP")
+    run.add_argument("--demo", action="store_true", help="start the MP simulator and demo traffic")
+    sub.add_parser("web", help="the web console and API alone")
+    sub.add_parser("engine", help="the queue engine alone")
+    sub.add_parser("inbound", help="the inbound SMTP server (DSN, ARF) alone")
+    sim = sub.add_parser("simulate", help="the MP simulator alone (127.0.0.1 only)")
+    sim.add_argument("--port", type=int, default=2600, help="port of the simulated MP")
+    demo = sub.add_parser("demo-traffic", help="send demo traffic through the API")
+    demo.add_argument("--url", required=True, help="base URL of the API")
+    account = sub.add_parser("account", help="manage accounts").add_subparsers(
+        dest="action", required=True
+    )
+    create = account.add_parser("create", help="create an account; prints password and key")
+    create.add_argument("name")
+    create.add_argument("--email", required=True, help="the admin's email (console login)")
+    create.add_argument("--json", action="store_true")
+    api_user = sub.add_parser("api-user", help="manage API_USERs").add_subparsers(
+        dest="action", required=True
+    )
+    au = api_user.add_parser("create", help="create an API_USER; prints its key once")
+    au.add_argument("account")
+    au.add_argument("name")
+    au.add_argument("--type", choices=[t.value for t in EmailType], default="transactional")
+    au.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_environ()
+        if settings.routes_file:
+            runtime.router(settings)  # a bad routes file stops start-up, naming file and key
+        return _dispatch(args, settings)
+    except (SettingsError, RoutesError, EmbeddedRedisError, AccountError) as exc:
+        print(f"mailpulse: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    command: str = args.command
+    if command == "run":
+        from app.supervisor import supervise
+
+        return supervise(settings, demo=args.demo)
+    runtime.configure_logging(settings, command)
+    parts: dict[str, Callable[[Settings, str], Coroutine[Any, Any, None]]] = {
+        "engine": _engine,
+        "inbound": _inbound,
+    }
+    if command == "simulate":
+        _run_until_signal(_simulate(args.port))
+        return 0
+    with runtime.redis_url(settings) as url:
+        if command == "web":
+            # uvicorn handles SIGINT/SIGTERM itself, with a graceful shutdown.
+            asyncio.run(_web(settings, url))
+        elif command in parts:
+            _run_until_signal(parts[command](settings, url))
+        elif command == "demo-traffic":
+            _run_until_signal(_demo_traffic(settings, url, args.url))
+        elif command == "account":
+            return asyncio.run(_create_account(url, args))
+        elif command == "api-user":
+            return asyncio.run(_create_api_user(url, args))
+    return 0
+
+
+def _run_until_signal(coro: Awaitable[None]) -> None:
+    """Run a long-lived part; SIGINT/SIGTERM end it cleanly (exit status 0)."""
+
+    async def body() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(body())
+
+
+async def _web(settings: Settings, url: str) -> None:
+    import uvicorn
+
+    from web.app import create_web_app
+
+    app = create_web_app(runtime.api_config(settings), runtime.connect(url))
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def _engine(settings: Settings, url: str) -> None:
+    redis = runtime.connect(url)
+    try:
+        await runtime.engine(settings, redis).run()
+    finally:
+        await redis.aclose()
+
+
+async def _inbound(settings: Settings, url: str) -> None:
+    from queue_engine.inbound import serve_inbound
+
+    redis = runtime.connect(url)
+    server = await serve_inbound(
+        redis,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.return_path_domain,
+        settings.helo_name,
+    )
+    try:
+        await server.serve_forever()
+    finally:
+        server.close()
+        await redis.aclose()
+
+
+async def _simulate(port: int) -> None:
+    from app.simulator import MPServer
+
+    server = await MPServer(port, keep_messages=False, name="simulator").start()
+    print(f"MP simulator listening on {server.address}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+async def _demo_traffic(settings: Settings, url: str, base_url: str) -> None:
+    from app.demo import ensure_demo_account, send_demo_traffic
+
+    redis = runtime.connect(url)
+    try:
+        creds = await ensure_demo_account(redis, settings.data_dir)
+    finally:
+        await redis.aclose()
+    await send_demo_traffic(base_url, creds)
+
+
+async def _create_account(url: str, args: argparse.Namespace) -> int:
+    redis = runtime.connect(url)
+    try:
+        new = await create_account(redis, args.name, args.email)
+    finally:
+        await redis.aclose()
+    if args.json:
+        print(json.dumps({"account": new.account, "email": new.email,
+                          "password": new.password, "account_key": new.account_key}))  # fmt: skip
+    else:
+        print(f"account:       {new.account}\nconsole login: {new.email}\n"
+              f"password:      {new.password}\naccount key:   {new.account_key}\n"
+              "(shown once; store them now)")  # fmt: skip
+    return 0
+
+
+async def _create_api_user(url: str, args: argparse.Namespace) -> int:
+    redis = runtime.connect(url)
+    try:
+        new = await create_api_user(redis, args.account, args.name, EmailType(args.type))
+    finally:
+        await redis.aclose()
+    if args.json:
+        print(json.dumps({"account": new.account, "api_user": new.api_user,
+                          "api_key": new.api_key, "type": new.type.value}))  # fmt: skip
+    else:
+        print(f"API_USER: {new.api_user} ({new.type.value}) of account {new.account}\n"
+              f"API key:  {new.api_key}\n(shown once; store it now)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Building the running parts from settings: Redis, router, engine, web app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from redis.asyncio import Redis
+
+from app.embedded_redis import EmbeddedRedis
+from app.settings import Settings
+from queue_engine.engine import Engine
+from queue_engine.routing import Router, load_routes
+from web.api import ApiConfig
+
+
+@contextlib.contextmanager
+def redis_url(settings: Settings) -> Iterator[str]:
+    """REDIS_URL when set; else the data dir's embedded server, started or adopted."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+def connect(url: str) -> Redis:
+    client: Redis = Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
+    )
+    return client
+
+
+def router(settings: Settings) -> Router:
+    routes = load_routes(settings.routes_file) if settings.routes_file else {}
+    return Router(routes, dns_server=settings.dns_server)
+
+
+def engine(settings: Settings, redis: Redis) -> Engine:
+    return Engine(redis, settings.engine_config(), router(settings))
+
+
+def api_config(settings: Settings) -> ApiConfig:
+    return ApiConfig(engine=settings.engine_config(), trusted_proxies=settings.trusted_proxies)
+
+
+def configure_logging(settings: Settings, part: str) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s {part} %(levelname)s %(name)s: %(message)s",
+    )

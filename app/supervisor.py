@@ -1,0 +1,150 @@
+"""`mailpulse run`: one process tree of web, engine and inbound (plus the demo parts).
+
+The supervisor owns the embedded Redis and starts each part as its own
+process, so the web and the engine use both cores. Every child dies with the
+supervisor (PDEATHSIG), even when it is SIGKILLed, and a part that crashes is
+restarted with a growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from app import runtime
+from app.embedded_redis import _free_port
+from app.process import die_with_parent
+from app.settings import Settings
+
+STOP_GRACE_SECONDS = 10.0
+RESTART_DELAY_MAX = 30.0
+
+
+@dataclass(slots=True)
+class Part:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *self.argv],
+            env=env,
+            preexec_fn=die_with_parent,
+            stdin=subprocess.DEVNULL,
+        )
+        self.started_at = time.monotonic()
+
+
+def supervise(settings: Settings, *, demo: bool) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with runtime.redis_url(settings) as url:
+        env = {**os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
+        base_url = f"http://{settings.http_host}:{settings.http_port}"
+        parts = [Part("web", ["web"]), Part("engine", ["engine"]), Part("inbound", ["inbound"])]
+        creds: dict[str, str] = {}
+        if demo:
+            sim_port = _free_port()
+            routes = _write_demo_routes(settings.data_dir, sim_port)
+            env["MAILPULSE_ROUTES"] = str(routes)
+            creds = asyncio.run(_demo_account(settings, url))
+            parts += [
+                Part("simulate", ["simulate", "--port", str(sim_port)]),
+                Part("demo", ["demo-traffic", "--url", base_url]),
+            ]
+        for part in parts:
+            part.start(env)
+        _banner(settings, base_url, url, creds)
+        try:
+            _watch(parts, env, stop)
+        finally:
+            _stop_all(parts)
+    return 0
+
+
+async def _demo_account(settings: Settings, url: str) -> dict[str, str]:
+    from app.demo import ensure_demo_account
+
+    redis = runtime.connect(url)
+    try:
+        return await ensure_demo_account(redis, settings.data_dir)
+    finally:
+        await redis.aclose()
+
+
+def _write_demo_routes(data_dir: Path, port: int) -> Path:
+    """Every domain to the simulator: demo mail can never leave this machine."""
+    path = data_dir / "demo-routes.toml"
+    path.write_text(f'[routes]\n"*" = "127.0.0.1:{port}"\n')
+    return path
+
+
+def _banner(settings: Settings, base_url: str, url: str, creds: dict[str, str]) -> None:
+    lines = [
+        "",
+        f"mailpulse is running: {base_url}/  (API, health at {base_url}/healthz)",
+        f"  redis: {url}   inbound SMTP: {settings.smtp_host}:{settings.smtp_port}",
+    ]
+    if creds:
+        lines += [
+            f"  demo login: {creds['email']} / {creds['password']}",
+            f"  demo API_USER: {creds['api_user']}:{creds['api_key']}",
+            "  try:",
+            f"    curl -u {creds['api_user']}:{creds['api_key']} {base_url}/v1/mail/send \\",
+            "      -H 'content-type: application/json' \\",
+            '      -d \'{"from": "shop@shop.mailpulse.example", "to": ["you@gmail.example"],'
+            ' "subject": "Hi", "text": "Hello"}\'',
+            f"    curl -u {creds['api_user']}:{creds['api_key']} '{base_url}/v1/emails?limit=5'",
+            f"  (credentials kept in {settings.data_dir / 'demo.json'})",
+        ]
+    lines.append("Ctrl-C stops everything.\n")
+    print("\n".join(lines), flush=True)
+
+
+def _watch(parts: list[Part], env: dict[str, str], stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        now = time.monotonic()
+        for part in parts:
+            if part.proc is None:
+                if now >= part.next_start:
+                    part.start(env)
+                continue
+            code = part.proc.poll()
+            if code is None:
+                if now - part.started_at > 60:
+                    part.restarts = 0
+                continue
+            delay = min(RESTART_DELAY_MAX, 0.5 * 2**part.restarts)
+            print(f"mailpulse: {part.name} exited with {code}; restarting in {delay:.1f}s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            part.proc, part.restarts, part.next_start = None, part.restarts + 1, now + delay
+
+
+def _stop_all(parts: list[Part]) -> None:
+    running = [p.proc for p in parts if p.proc is not None and p.proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for proc in running:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

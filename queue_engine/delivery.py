@@ -1,0 +1,314 @@
+"""Delivering one claimed batch of a queue, as a list of verbs.
+
+Load the records, drop what is no longer ours to send, fail what is too old,
+route, send, then record every outcome in two round trips: the idempotent
+transitions first, then the index moves and the queue bookkeeping for the
+transitions that applied. A crash between the two leaves leases that expire
+and emails that are redelivered, never lost; the transition guard keeps a
+redelivery from being counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from queue_engine import keys
+from queue_engine.classify import classify_reply
+from queue_engine.config import EngineConfig
+from queue_engine.message import recipient_prefix
+from queue_engine.queues import QueueStore
+from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
+from queue_engine.routing import Destination, Router, RoutingError
+from queue_engine.smtp_client import AttemptResult, Outcome, SmtpPool, send_one
+from queue_engine.statuses import Category, InvalidReason, Status, invalid_reason
+
+log = logging.getLogger(__name__)
+
+_FIELDS = [
+    "account",
+    "api_user",
+    "recipient",
+    "mid",
+    "sender",
+    "status",
+    "attempts",
+    "request_ms",
+    "connected",
+    "log",
+]
+
+
+@dataclass(slots=True)
+class Pending:
+    email_id: str
+    account: str
+    recipient: str
+    message_id: str
+    sender: str
+    attempts: int
+    request_ms: int
+    connected: bool
+    delivery_log: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Update:
+    """One outcome to record: the new fields, and where the email goes next."""
+
+    email: Pending
+    fields: dict[str, str]
+    final: tuple[Status, str] | None = None
+    retry_at_ms: int | None = None
+
+
+@dataclass(slots=True)
+class BatchReport:
+    delivered: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    attempts: list[AttemptResult] = field(default_factory=list)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        redis: Redis,
+        config: EngineConfig,
+        router: Router,
+        pool: SmtpPool,
+        clock: Callable[[], float],
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.router = router
+        self.pool = pool
+        self.clock = clock
+        self.queues = QueueStore(redis)
+        self._transition = redis.register_script(TRANSITION_LUA)
+        self._bodies: dict[str, bytes] = {}
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def deliver(self, tag: str, email_ids: list[str]) -> BatchReport:
+        report = BatchReport()
+        _, domain = keys.split_queue_tag(tag)
+        pending, gone = await self._load(email_ids)
+        report.skipped = len(gone)
+        updates: list[Update] = []
+        sendable: list[Pending] = []
+        for email in pending:
+            if self.now_ms() - email.request_ms > self.config.max_age_seconds * 1000:
+                updates.append(self._expired(email))
+            else:
+                sendable.append(email)
+        if sendable:
+            try:
+                destinations = await self.router.resolve(domain)
+            except RoutingError as exc:
+                updates += [self._unroutable(email, exc) for email in sendable]
+            else:
+                updates += await self._send_all(destinations, sendable, report)
+        await self._record(tag, updates, gone, report)
+        return report
+
+    async def _load(self, email_ids: list[str]) -> tuple[list[Pending], list[str]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for email_id in email_ids:
+                pipe.hmget(keys.email(email_id), _FIELDS)
+            rows = await pipe.execute()
+        pending, gone = [], []
+        for email_id, row in zip(email_ids, rows, strict=True):
+            values = dict(zip(_FIELDS, row, strict=True))
+            if values["status"] != Status.REQUESTING:
+                gone.append(email_id)  # already final (redelivered lease) or expired
+                continue
+            pending.append(
+                Pending(
+                    email_id=email_id,
+                    account=values["account"],
+                    recipient=values["recipient"],
+                    message_id=values["mid"],
+                    sender=values["sender"],
+                    attempts=int(values["attempts"] or 0),
+                    request_ms=int(values["request_ms"]),
+                    connected=values["connected"] == "1",
+                    delivery_log=json.loads(values["log"] or "[]"),
+                )
+            )
+        return pending, gone
+
+    async def _bodies_for(self, message_ids: set[str]) -> dict[str, bytes | None]:
+        missing = [m for m in message_ids if m not in self._bodies]
+        if missing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message_id in missing:
+                    pipe.get(keys.message(message_id))
+                bodies = await pipe.execute()
+            if len(self._bodies) > 256:
+                self._bodies.clear()
+            for message_id, body in zip(missing, bodies, strict=True):
+                if body is not None:
+                    self._bodies[message_id] = body.encode()
+        return {m: self._bodies.get(m) for m in message_ids}
+
+    async def _send_all(
+        self, destinations: list[Destination], emails: list[Pending], report: BatchReport
+    ) -> list[Update]:
+        bodies = await self._bodies_for({e.message_id for e in emails})
+        updates: list[Update] = []
+        todo = asyncio.Queue[Pending]()
+        for email in emails:
+            todo.put_nowait(email)
+
+        async def lane() -> None:
+            while not todo.empty():
+                email = todo.get_nowait()
+                body = bodies[email.message_id]
+                if body is None:
+                    updates.append(self._lost_body(email))
+                    continue
+                result = await send_one(
+                    self.pool,
+                    destinations,
+                    self._envelope_sender(email),
+                    email.recipient,
+                    self._message(email, body),
+                    smtputf8=not email.recipient.isascii(),
+                )
+                report.attempts.append(result)
+                updates.append(self._after_attempt(email, result))
+
+        lanes = min(len(emails), self.config.connections_per_host)
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+        return updates
+
+    def _envelope_sender(self, email: Pending) -> str:
+        if self.config.return_path_domain:
+            return f"bounce+{email.email_id}@{self.config.return_path_domain}"
+        return email.sender
+
+    def _message(self, email: Pending, body: bytes) -> bytes:
+        id_domain = self.config.return_path_domain or email.sender.rpartition("@")[2]
+        return recipient_prefix(email.recipient, email.email_id, id_domain).encode() + body
+
+    def _log_entry(self, result: AttemptResult) -> dict[str, Any]:
+        return {
+            "time": iso(self.now_ms()),
+            "mx": result.mx,
+            "sending_ip": result.sending_ip or None,
+            "stage": result.stage,
+            "code": result.code,
+            "reply": result.reply,
+            "outcome": result.outcome.value,
+        }
+
+    def _after_attempt(self, email: Pending, result: AttemptResult) -> Update:
+        now = self.now_ms()
+        connected = email.connected or result.connected
+        fields = {
+            "attempts": str(email.attempts + 1),
+            "mp_reply": result.mp_reply,
+            "log": self._log(email, self._log_entry(result)),
+            "connected": "1" if connected else "0",
+        }
+        if result.sending_ip:
+            fields["sending_ip"] = result.sending_ip
+        if result.connected:
+            fields["billable"] = "1"
+        if result.outcome is Outcome.DELIVERED:
+            fields |= {"status": Status.DELIVERED, "send_ms": str(now)}
+            return Update(email, fields, final=(Status.DELIVERED, ""))
+        if result.outcome is Outcome.PERMANENT:
+            category = classify_reply(result.code or 550, result.reply).category
+            reason = invalid_reason(category)
+            fields |= {"status": Status.INVALID, "reason": reason}
+            return Update(email, fields, final=(Status.INVALID, reason))
+        retry_at = now + int(self.config.retry_delay(email.attempts + 1) * 1000)
+        if retry_at - email.request_ms > self.config.max_age_seconds * 1000:
+            reason = InvalidReason.OTHER if connected else InvalidReason.SERVER_UNREACHABLE
+            fields |= {"status": Status.INVALID, "reason": reason}
+            return Update(email, fields, final=(Status.INVALID, reason))
+        return Update(email, fields, retry_at_ms=retry_at)
+
+    def _log(self, email: Pending, entry: dict[str, Any]) -> str:
+        entries = [*email.delivery_log, entry][-DELIVERY_LOG_LIMIT:]
+        return json.dumps(entries, separators=(",", ":"))
+
+    def _fail(self, email: Pending, reason: InvalidReason, reply: str) -> Update:
+        entry = {
+            "time": iso(self.now_ms()),
+            "stage": "queue",
+            "reply": reply,
+            "outcome": "permanent",
+        }
+        fields = {
+            "status": Status.INVALID,
+            "reason": reason,
+            "mp_reply": reply,
+            "log": self._log(email, entry),
+            "attempts": str(email.attempts),
+        }
+        return Update(email, fields, final=(Status.INVALID, reason))
+
+    def _expired(self, email: Pending) -> Update:
+        reason = InvalidReason.OTHER if email.connected else InvalidReason.SERVER_UNREACHABLE
+        hours = self.config.max_age_seconds / 3600
+        return self._fail(email, reason, f"mailpulse: not delivered within {hours:g} hours")
+
+    def _unroutable(self, email: Pending, exc: RoutingError) -> Update:
+        if exc.permanent:
+            return self._fail(email, invalid_reason(Category.SERVER_UNREACHABLE), exc.reply)
+        result = AttemptResult(Outcome.TEMPORARY, None, exc.reply, "", "", False, "dns")
+        return self._after_attempt(email, result)
+
+    def _lost_body(self, email: Pending) -> Update:
+        return self._fail(email, InvalidReason.OTHER, "mailpulse: message body expired")
+
+    async def _record(
+        self, tag: str, updates: list[Update], gone: list[str], report: BatchReport
+    ) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for u in updates:
+                args: list[str] = [Status.REQUESTING, str(u.email.attempts)]
+                for name, value in u.fields.items():
+                    args += [name, value]
+                await self._transition(keys=[keys.email(u.email.email_id)], args=args, client=pipe)
+            applied = await pipe.execute() if updates else []
+        acks = list(gone)
+        retries: dict[str, int] = {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for u, ok in zip(updates, applied, strict=True):
+                if not ok:
+                    acks.append(u.email.email_id)
+                    report.skipped += 1
+                elif u.final:
+                    acks.append(u.email.email_id)
+                    self._move_index(pipe, u.email, *u.final)
+                    if u.final[0] is Status.DELIVERED:
+                        report.delivered += 1
+                    else:
+                        report.failed += 1
+                else:
+                    assert u.retry_at_ms is not None
+                    retries[u.email.email_id] = u.retry_at_ms
+                    report.retried += 1
+            self.queues.ack(pipe, tag, acks)
+            await self.queues.requeue(pipe, tag, retries)
+            await pipe.execute()
+
+    @staticmethod
+    def _move_index(pipe: Any, email: Pending, status: Status, reason: str) -> None:
+        member = {email.email_id: 0}
+        pipe.zrem(keys.index_status(email.account, Status.REQUESTING), email.email_id)
+        pipe.zadd(keys.index_status(email.account, status), member)
+        if reason:
+            pipe.zadd(keys.index_status(email.account, status, reason), member)

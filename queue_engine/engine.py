@@ -1,0 +1,140 @@
+"""The delivery engine: finds due queues, drains them, keeps the due index honest.
+
+Several engine processes can run against one Redis: claims are atomic per
+queue, so they share the work without delivering an email twice. An engine
+sleeps until the next due time, a wake-up published on enqueue, or one
+second, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from queue_engine import keys
+from queue_engine.config import EngineConfig
+from queue_engine.delivery import Deliverer
+from queue_engine.queues import QueueStore
+from queue_engine.routing import Router
+from queue_engine.smtp_client import SmtpPool
+
+log = logging.getLogger(__name__)
+
+MAX_ACTIVE_QUEUES = 256
+RECONCILE_SECONDS = 2.0
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class Engine:
+    def __init__(
+        self,
+        redis: Redis,
+        config: EngineConfig,
+        router: Router,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.clock = clock
+        self.pool = SmtpPool(
+            helo_name=config.helo_name,
+            timeout=config.smtp_timeout_seconds,
+            connections_per_host=config.connections_per_host,
+            messages_per_connection=config.messages_per_connection,
+        )
+        self.queues = QueueStore(redis)
+        self.deliverer = Deliverer(redis, config, router, self.pool, clock)
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def run(self) -> None:
+        """Deliver until cancelled; survives Redis outages by retrying."""
+        helpers = [
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self._every(RECONCILE_SECONDS, self._reconcile)),
+            asyncio.create_task(self._every(5.0, self.pool.close_idle)),
+        ]
+        try:
+            await self._schedule()
+        finally:
+            for task in [*helpers, *self._active.values()]:
+                task.cancel()
+            await asyncio.gather(*helpers, *self._active.values(), return_exceptions=True)
+            await self.pool.close()
+
+    async def _schedule(self) -> None:
+        backoff = 0.1
+        while True:
+            self._wake.clear()
+            try:
+                timeout = await self._start_due()
+                backoff = 0.1
+            except _REDIS_DOWN as exc:
+                log.warning("engine: redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                timeout, backoff = backoff, min(backoff * 2, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _start_due(self) -> float:
+        now = self.now_ms()
+        room = MAX_ACTIVE_QUEUES - len(self._active)
+        for tag in await self.queues.due_queues(now, limit=room + len(self._active)):
+            if tag not in self._active and len(self._active) < MAX_ACTIVE_QUEUES:
+                self._active[tag] = asyncio.create_task(self._drain(tag))
+        next_due = await self.queues.next_due_ms()
+        if next_due is not None and next_due > now:
+            return min(1.0, (next_due - now) / 1000)
+        return 1.0
+
+    async def _drain(self, tag: str) -> None:
+        try:
+            while True:
+                now = self.now_ms()
+                claim = await self.queues.claim(
+                    tag, now, int(self.config.lease_seconds * 1000), self.config.batch_size
+                )
+                if not claim.email_ids:
+                    await self.queues.set_due(tag, claim.next_due_ms)
+                    return
+                await self.deliverer.deliver(tag, claim.email_ids)
+        except _REDIS_DOWN as exc:
+            log.warning("engine: queue %s interrupted by redis (%s); leases will expire", tag, exc)
+        except Exception:
+            log.exception("engine: queue %s failed; its leases will expire and be retried", tag)
+        finally:
+            del self._active[tag]
+            self._wake.set()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(keys.WAKE_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self._wake.set()
+            except _REDIS_DOWN:
+                await asyncio.sleep(1.0)
+
+    async def _reconcile(self) -> None:
+        await self.queues.reconcile()
+
+    async def _every(self, seconds: float, job: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except _REDIS_DOWN as exc:
+                log.warning("engine: %s skipped: %s", getattr(job, "__name__", job), exc)

@@ -1,0 +1,104 @@
+"""Every Redis key and channel name mailpulse uses, in one place.
+
+Keys of one queue share the hash tag `{api_user/domain}` so that the Lua
+scripts touching a queue run unchanged on Redis Cluster. Other keys are
+single-key structures and carry no tag, so an account's data spreads over
+the cluster instead of piling onto one slot.
+"""
+
+from __future__ import annotations
+
+WAKE_CHANNEL = "mailpulse:wake"
+"""Published on enqueue and resume so idle engines start at once instead of at their next poll."""
+
+QUEUES_DUE = "queues:due"
+"""ZSET queue tag → earliest time (ms) something in the queue needs a worker."""
+
+QUEUES_KNOWN = "queues:known"
+"""SET of every queue tag ever used; the reconciler walks it to repair `QUEUES_DUE`."""
+
+INBOUND_STREAM = "inbound:raw"
+"""STREAM of raw messages received by the inbound SMTP server (DSN, ARF), for the classifier."""
+
+ACCOUNTS = "accounts"
+
+
+def account(name: str) -> str:
+    return f"acct:{name}"
+
+
+def account_key(key_hash: str) -> str:
+    """Account API key (sha256 hex) → account name."""
+    return f"acctkey:{key_hash}"
+
+
+def account_api_users(name: str) -> str:
+    return f"acct:{name}:api_users"
+
+
+def console_user(email: str) -> str:
+    return f"user:{email}"
+
+
+def api_user(name: str) -> str:
+    return f"au:{name}"
+
+
+def message(message_id: str) -> str:
+    """The MIME body shared by every recipient of one send call."""
+    return f"msg:{message_id}"
+
+
+def email(email_id: str) -> str:
+    """Status record of one (email, recipient)."""
+    return f"em:{email_id}"
+
+
+# Indexes: ZSETs with every score 0 whose members are email ids. Ids start with
+# the request time in fixed-width hex, so ZRANGEBYLEX gives time ranges and an
+# exact cursor in O(log n) without ties.
+
+
+def index_all(account_name: str) -> str:
+    return f"ix:{account_name}:all"
+
+
+def index_api_user(account_name: str, api_user_name: str) -> str:
+    return f"ix:{account_name}:au:{api_user_name}"
+
+
+def index_address(account_name: str, address: str) -> str:
+    return f"ix:{account_name}:addr:{address}"
+
+
+def index_tag(account_name: str, tag: str) -> str:
+    return f"ix:{account_name}:tag:{tag}"
+
+
+def index_type(account_name: str, email_type: str) -> str:
+    return f"ix:{account_name}:type:{email_type}"
+
+
+def index_status(account_name: str, status: str, reason: str | None = None) -> str:
+    if reason:
+        return f"ix:{account_name}:st:{status}:{reason}"
+    return f"ix:{account_name}:st:{status}"
+
+
+def queue_tag(api_user_name: str, domain: str) -> str:
+    return f"{api_user_name}/{domain}"
+
+
+def split_queue_tag(tag: str) -> tuple[str, str]:
+    api_user_name, _, domain = tag.partition("/")
+    return api_user_name, domain
+
+
+def queue_ready(tag: str) -> str:
+    """ZSET email id → time (ms) of its next attempt."""
+    return f"q:{{{tag}}}:ready"
+
+
+def queue_lease(tag: str) -> str:
+    """ZSET email id → lease deadline (ms) while a worker delivers it."""
+    return f"q:{{{tag}}}:lease"

@@ -1,0 +1,196 @@
+"""Accepting a send call: validate, store one record per recipient, enqueue.
+
+Everything a caller can get wrong is checked before anything is written, so a
+refused call leaves no trace; a recipient with a malformed address is the one
+exception the seed asks for: it is logged as `invalid/address_format_error`
+and never attempted, while the others of the call proceed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from queue_engine import keys
+from queue_engine.accounts import Principal
+from queue_engine.addresses import AddressError, parse_address, parse_mailbox
+from queue_engine.config import MAX_RECIPIENTS, EngineConfig
+from queue_engine.message import MessageError, build_body, check_headers
+from queue_engine.queues import QueueStore
+from queue_engine.records import EmailRecord, new_email_id
+from queue_engine.statuses import InvalidReason, Status
+
+MAX_SUBJECT = 998
+MAX_TAG = 64
+
+
+class SubmissionError(MessageError):
+    """A send call the platform refuses as a whole; `field` names what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    from_name: str
+    from_address: str
+    to: list[str]
+    subject: str
+    html: str | None
+    text: str | None
+    tag: str
+    headers: dict[str, str]
+
+    @classmethod
+    def parse(cls, body: Any) -> SendRequest:
+        if not isinstance(body, dict):
+            raise SubmissionError("body", "must be a JSON object")
+        unknown = set(body) - {
+            "from",
+            "to",
+            "subject",
+            "html",
+            "text",
+            "tag",
+            "headers",
+            "api_user",
+        }
+        if unknown:
+            raise SubmissionError(sorted(unknown)[0], "is not a field of a send request")
+        if "from" not in body:
+            raise SubmissionError("from", "is required")
+        try:
+            from_name, from_addr = parse_mailbox(body["from"])
+        except AddressError as exc:
+            raise SubmissionError("from", str(exc)) from None
+        to = body.get("to")
+        if isinstance(to, str):
+            to = [to]
+        if not isinstance(to, list) or not to:
+            raise SubmissionError("to", "is required: a list of 1 to 1000 addresses")
+        if len(to) > MAX_RECIPIENTS:
+            raise SubmissionError("to", f"has {len(to)} recipients; at most {MAX_RECIPIENTS}")
+        if not all(isinstance(t, str) for t in to):
+            raise SubmissionError("to", "must be a list of strings")
+        if any(len(t) > 320 for t in to):
+            raise SubmissionError("to", "has an address longer than 320 characters")
+        subject = body.get("subject", "")
+        if not isinstance(subject, str):
+            raise SubmissionError("subject", "must be a string")
+        if any(c in subject for c in "\r\n\0"):
+            raise SubmissionError("subject", "must not contain CR, LF or NUL")
+        if len(subject) > MAX_SUBJECT:
+            raise SubmissionError("subject", f"is longer than {MAX_SUBJECT} characters")
+        html, text = body.get("html"), body.get("text")
+        for name, value in (("html", html), ("text", text)):
+            if value is not None and not isinstance(value, str):
+                raise SubmissionError(name, "must be a string")
+        if html is None and text is None:
+            raise SubmissionError("html", "give html or text (or both)")
+        tag = body.get("tag") or ""
+        if not isinstance(tag, str) or len(tag) > MAX_TAG or any(not c.isprintable() for c in tag):
+            raise SubmissionError(
+                "tag", f"must be a printable string of at most {MAX_TAG} characters"
+            )
+        return cls(
+            from_name=from_name,
+            from_address=from_addr.email,
+            to=to,
+            subject=subject,
+            html=html,
+            text=text,
+            tag=tag,
+            headers=check_headers(body.get("headers")),
+        )
+
+
+class Submitter:
+    def __init__(self, redis: Redis, config: EngineConfig) -> None:
+        self.redis = redis
+        self.config = config
+        self.queues = QueueStore(redis)
+
+    async def submit(
+        self, principal: Principal, request: SendRequest, request_ip: str, now_ms: int
+    ) -> list[str]:
+        assert principal.api_user and principal.email_type
+        api_user, account = principal.api_user, principal.account
+        records: list[EmailRecord] = []
+        needs_utf8 = False
+        message_id = secrets.token_hex(12)
+        for raw in request.to:
+            email_id = new_email_id(now_ms)
+            try:
+                address = parse_address(raw)
+                recipient, domain, status, reason = (
+                    address.email,
+                    address.domain,
+                    Status.REQUESTING,
+                    "",
+                )
+                needs_utf8 |= address.needs_smtputf8
+            except AddressError as exc:
+                recipient, domain = raw.strip(), raw.rpartition("@")[2].lower()
+                status, reason = Status.INVALID, InvalidReason.ADDRESS_FORMAT_ERROR.value
+                exc_text = str(exc)
+            record = EmailRecord(
+                email_id=email_id,
+                account=account,
+                api_user=api_user,
+                recipient=recipient,
+                domain=domain,
+                type=principal.email_type.value,
+                tag=request.tag,
+                message_id=message_id,
+                sender=request.from_address,
+                status=status,
+                reason=reason,
+                request_ms=now_ms,
+                request_ip=request_ip,
+            )
+            if status is Status.INVALID:
+                record.mp_reply = f"mailpulse: recipient address format error: {exc_text}"
+            records.append(record)
+        body = build_body(
+            from_name=request.from_name,
+            from_address=request.from_address,
+            subject=request.subject,
+            html=request.html,
+            text=request.text,
+            headers=request.headers,
+            date=datetime.fromtimestamp(now_ms / 1000, UTC),
+            utf8=needs_utf8 or not request.from_address.isascii(),
+        )
+        await self._store(account, message_id, body, records, now_ms)
+        return [r.email_id for r in records]
+
+    async def _store(
+        self, account: str, message_id: str, body: str, records: list[EmailRecord], now_ms: int
+    ) -> None:
+        retention = self.config.retention_days * 86400
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.message(message_id), body, ex=int(self.config.max_age_seconds) + 86400)
+            for r in records:
+                pipe.hset(keys.email(r.email_id), mapping=r.to_hash())
+                pipe.expire(keys.email(r.email_id), retention)
+                member = {r.email_id: 0}
+                pipe.zadd(keys.index_all(account), member)
+                pipe.zadd(keys.index_api_user(account, r.api_user), member)
+                pipe.zadd(keys.index_address(account, r.recipient.lower()), member)
+                pipe.zadd(keys.index_type(account, r.type), member)
+                if r.tag:
+                    pipe.zadd(keys.index_tag(account, r.tag), member)
+                pipe.zadd(keys.index_status(account, r.status), member)
+                if r.reason:
+                    pipe.zadd(keys.index_status(account, r.status, r.reason), member)
+                if r.status is Status.REQUESTING:
+                    by_queue[keys.queue_tag(r.api_user, r.domain)].append(r.email_id)
+            for tag, ids in by_queue.items():
+                QueueStore.enqueue(pipe, tag, ids, now_ms)
+            if by_queue:
+                pipe.publish(keys.WAKE_CHANNEL, "enqueue")
+            await pipe.execute()

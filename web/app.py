@@ -1,0 +1,91 @@
+"""The Starlette application: API routes, health, OpenAPI, error shapes, headers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.api import Api, ApiConfig
+from web.errors import ApiError, api_error_handler, error_response, http_error_handler
+from web.openapi import SPEC
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; object-src 'none'"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _storage_down(request: Request, exc: Exception) -> Response:
+    return error_response(
+        503,
+        "storage_unavailable",
+        "storage is unavailable; retry shortly",
+        None,
+        {"Retry-After": "5"},
+    )
+
+
+def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
+    """The app over one Redis client (it connects lazily, inside the server's loop)."""
+    api = Api(redis, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    async def healthz(request: Request) -> Response:
+        await redis.ping()
+        return JSONResponse({"status": "ok"})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(SPEC)
+
+    routes = [
+        *api.routes(),
+        Route("/healthz", healthz, methods=["GET"], name="healthz"),
+        Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={
+            ApiError: api_error_handler,
+            HTTPException: http_error_handler,
+            RedisConnectionError: _storage_down,
+            RedisTimeoutError: _storage_down,
+        },
+        lifespan=lifespan,
+    )

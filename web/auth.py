@@ -1,0 +1,33 @@
+"""API authentication: API_USER Basic credentials or an account Bearer key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from queue_engine.accounts import Principal, authenticate_account_key, authenticate_api_user
+from web.errors import ApiError
+
+
+async def authenticate(redis: Redis, request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    principal: Principal | None = None
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise ApiError(401, "malformed Basic credentials") from None
+        user, sep, key = decoded.partition(":")
+        if sep and len(user) <= 64 and len(key) <= 256:
+            principal = await authenticate_api_user(redis, user, key)
+    elif scheme.lower() == "bearer" and credentials and len(credentials) <= 256:
+        principal = await authenticate_account_key(redis, credentials.strip())
+    if principal is None:
+        raise ApiError(
+            401, "authentication required: API_USER Basic credentials or account Bearer key"
+        )
+    return principal

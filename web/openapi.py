@@ -1,0 +1,203 @@
+"""The OpenAPI document of the JSON API, kept beside the routes it describes.
+
+A test checks that every API route of the app appears here, so the document
+cannot silently fall behind the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+        for c in codes
+    }
+
+
+_EMAIL = {
+    "type": "object",
+    "properties": {
+        "email_id": {"type": "string"},
+        "api_user": {"type": "string"},
+        "recipient": {"type": "string"},
+        "type": {"type": "string", "enum": ["transactional", "marketing"]},
+        "tag": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["requesting", "delivered", "soft_bounce", "invalid"]},
+        "reason": {"type": ["string", "null"]},
+        "request_time": {"type": "string", "format": "date-time"},
+        "request_ip": {"type": "string"},
+        "send_time": {"type": ["string", "null"], "format": "date-time"},
+        "sending_ip": {"type": ["string", "null"]},
+        "mp_reply": {"type": ["string", "null"]},
+        "delivery_log": {"type": "array", "items": {"type": "object"}},
+        "billable": {"type": "boolean"},
+        "attempts": {"type": "integer"},
+        "opens": {"type": "array", "items": {"type": "object"}},
+        "clicks": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+_FILTERS = [
+    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}, "description": d}
+    for n, d in [
+        ("address", "recipient address"),
+        ("type", "transactional or marketing"),
+        ("tag", "tag given at send"),
+        ("api_user", "API_USER"),
+        ("status", "requesting, delivered, soft_bounce or invalid"),
+        ("reason", "sub-reason of the status"),
+        ("start", "ISO 8601; default end - 30 days"),
+        ("end", "ISO 8601; default now; end - start <= 30 days"),
+        ("limit", "1..1000, default 100"),
+        ("cursor", "next_cursor of the previous page"),
+    ]
+]
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "mailpulse", "version": "1"},
+    "components": {
+        "securitySchemes": {
+            "apiUser": {"type": "http", "scheme": "basic", "description": "api_user:api_key"},
+            "accountKey": {"type": "http", "scheme": "bearer", "description": "account API key"},
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "field": {"type": ["string", "null"]},
+                        },
+                    }
+                },
+            },
+            "Email": _EMAIL,
+        },
+    },
+    "security": [{"apiUser": []}, {"accountKey": []}],
+    "paths": {
+        "/v1/mail/send": {
+            "post": {
+                "summary": "Accept an email for up to 1000 recipients",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["from", "to"],
+                                "properties": {
+                                    "from": {"type": "string"},
+                                    "to": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "minItems": 1,
+                                        "maxItems": 1000,
+                                    },
+                                    "subject": {"type": "string"},
+                                    "html": {"type": "string"},
+                                    "text": {"type": "string"},
+                                    "tag": {"type": "string", "maxLength": 64},
+                                    "headers": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                    },
+                                    "api_user": {
+                                        "type": "string",
+                                        "description": "with an account key only",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "accepted; one email id per recipient, in order",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "email_ids": {"type": "array", "items": {"type": "string"}}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors(400, 401, 413, 415),
+                },
+            }
+        },
+        "/v1/emails": {
+            "get": {
+                "summary": "Email status records, newest first",
+                "parameters": _FILTERS,
+                "responses": {
+                    "200": {
+                        "description": "a page",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "items": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Email"},
+                                        },
+                                        "next_cursor": {"type": ["string", "null"]},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors(400, 401),
+                },
+            }
+        },
+        "/v1/emails/{email_id}": {
+            "get": {
+                "summary": "One email status record",
+                "parameters": [
+                    {
+                        "name": "email_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the record",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Email"}}
+                        },
+                    },
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness and storage check",
+                "security": [],
+                "responses": {"200": {"description": "ok"}, "503": {"description": "storage down"}},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+    },
+}
