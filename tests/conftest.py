@@ -145,16 +145,16 @@ async def start_engine(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02
+    check: Callable[[], Awaitable[Any]], within: float = 10.0, interval: float = 0.02
 ) -> Any:
     """Poll until check() returns something truthy; fail with its last value at the deadline."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
         await asyncio.sleep(interval)
 
 

@@ -8,8 +8,6 @@ from typing import Any
 
 import httpx
 
-from app.simulator import MPServer
-
 Wait = Callable[..., Awaitable[Any]]
 
 
