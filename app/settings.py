@@ -100,7 +100,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "messages_per_connection": _positive_int,
     "lease_seconds": _positive_float,
     "batch_size": _positive_int,
-    "helo_name": _host,
+    "helo_name": lambda raw: _host(raw) if raw else "",
     "dns_server": _host_port,
     "return_path_domain": lambda raw: raw.lower() or None,
     "retention_days": _positive_int,

@@ -56,7 +56,8 @@ class MPHandler:
     ) -> str:
         local = address.rpartition("@")[0].lower()
         self.state.rcpt_attempts[address.lower()] += 1
-        self.state.peers.add(session.peer)
+        if isinstance(session.peer, tuple):
+            self.state.peers.add(session.peer)
         if local.startswith("unknown"):
             return S550_USER_UNKNOWN
         if local.startswith("spam"):

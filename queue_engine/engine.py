@@ -22,6 +22,7 @@ from queue_engine import keys
 from queue_engine.config import EngineConfig
 from queue_engine.delivery import Deliverer
 from queue_engine.queues import QueueStore
+from queue_engine.retention import trim_indexes
 from queue_engine.routing import Router
 from queue_engine.smtp_client import SmtpPool
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_ACTIVE_QUEUES = 256
 RECONCILE_SECONDS = 2.0
+RETENTION_SECONDS = 3600.0
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -63,6 +65,7 @@ class Engine:
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._every(RECONCILE_SECONDS, self._reconcile)),
             asyncio.create_task(self._every(5.0, self.pool.close_idle)),
+            asyncio.create_task(self._every(RETENTION_SECONDS, self._trim)),
         ]
         try:
             await self._schedule()
@@ -125,6 +128,9 @@ class Engine:
                             self._wake.set()
             except _REDIS_DOWN:
                 await asyncio.sleep(1.0)
+
+    async def _trim(self) -> None:
+        await trim_indexes(self.redis, self.now_ms(), self.config.retention_days)
 
     async def _reconcile(self) -> None:
         await self.queues.reconcile()

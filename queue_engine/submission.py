@@ -172,25 +172,45 @@ class Submitter:
     ) -> None:
         retention = self.config.retention_days * 86400
         by_queue: dict[str, list[str]] = defaultdict(list)
+        # One ZADD per index for the whole call: recipients of a call share most indexes.
+        index_members: dict[str, dict[str, int]] = defaultdict(dict)
+        address_keys: set[str] = set()
+        for r in records:
+            address_key = keys.index_address(account, r.recipient.lower())
+            address_keys.add(address_key)
+            for key in (address_key, *record_indexes(r)):
+                index_members[key][r.email_id] = 0
+            if r.status is Status.REQUESTING:
+                by_queue[keys.queue_tag(r.api_user, r.domain)].append(r.email_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.message(message_id), body, ex=int(self.config.max_age_seconds) + 86400)
             for r in records:
                 pipe.hset(keys.email(r.email_id), mapping=r.to_hash())
                 pipe.expire(keys.email(r.email_id), retention)
-                member = {r.email_id: 0}
-                pipe.zadd(keys.index_all(account), member)
-                pipe.zadd(keys.index_api_user(account, r.api_user), member)
-                pipe.zadd(keys.index_address(account, r.recipient.lower()), member)
-                pipe.zadd(keys.index_type(account, r.type), member)
-                if r.tag:
-                    pipe.zadd(keys.index_tag(account, r.tag), member)
-                pipe.zadd(keys.index_status(account, r.status), member)
-                if r.reason:
-                    pipe.zadd(keys.index_status(account, r.status, r.reason), member)
-                if r.status is Status.REQUESTING:
-                    by_queue[keys.queue_tag(r.api_user, r.domain)].append(r.email_id)
+            for key, members in index_members.items():
+                pipe.zadd(key, members)
+            # Per-address and per-tag indexes are too many to trim: they expire when unused.
+            for key in address_keys:
+                pipe.expire(key, retention)
+            if records[0].tag:
+                pipe.expire(keys.index_tag(account, records[0].tag), retention)
             for tag, ids in by_queue.items():
                 QueueStore.enqueue(pipe, tag, ids, now_ms)
             if by_queue:
                 pipe.publish(keys.WAKE_CHANNEL, "enqueue")
             await pipe.execute()
+
+
+def record_indexes(r: EmailRecord) -> list[str]:
+    """The account-level indexes a new record belongs to (the address index aside)."""
+    found = [
+        keys.index_all(r.account),
+        keys.index_api_user(r.account, r.api_user),
+        keys.index_type(r.account, r.type),
+        keys.index_status(r.account, r.status),
+    ]
+    if r.tag:
+        found.append(keys.index_tag(r.account, r.tag))
+    if r.reason:
+        found.append(keys.index_status(r.account, r.status, r.reason))
+    return found

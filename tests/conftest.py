@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fakedns import FakeDNS
 from redis.asyncio import Redis
 
 from app.embedded_redis import EmbeddedRedis
@@ -126,13 +127,16 @@ async def start_engine(
     async def start(
         mp: MPServer | None = None,
         routes: dict[str, Destination] | None = None,
+        router: Router | None = None,
         **overrides: Any,
     ) -> Engine:
-        if routes is None:
-            assert mp is not None
-            routes = {"*": Destination("127.0.0.1", mp.port, "mp.test")}
+        if router is None:
+            if routes is None:
+                assert mp is not None
+                routes = {"*": Destination("127.0.0.1", mp.port, "mp.test")}
+            router = Router(routes)
         client = connect(redis_url)
-        engine = Engine(client, replace(engine_config, **overrides), Router(routes))
+        engine = Engine(client, replace(engine_config, **overrides), router)
         running.append((asyncio.create_task(engine.run()), client))
         return engine
 
@@ -142,6 +146,17 @@ async def start_engine(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.aclose()
+
+
+@pytest.fixture
+async def dns_server() -> AsyncIterator[FakeDNS]:
+    server = FakeDNS()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: server, local_addr=("127.0.0.1", 0)
+    )
+    server.port = transport.get_extra_info("sockname")[1]
+    yield server
+    transport.close()
 
 
 async def eventually(

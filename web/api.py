@@ -146,6 +146,7 @@ class Api:
 
 
 def _int_param(raw: str, name: str, low: int, high: int) -> int:
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # isdigit() alone admits '²' and 5000-digit strings, which int() refuses (a 500).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise ApiError(400, f"must be an integer from {low} to {high}", field=name)
     return int(raw)

@@ -19,7 +19,7 @@ async def authenticate(redis: Redis, request: Request) -> Principal:
     if scheme.lower() == "basic" and credentials:
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII; UnicodeDecodeError too
             raise ApiError(401, "malformed Basic credentials") from None
         user, sep, key = decoded.partition(":")
         if sep and len(user) <= 64 and len(key) <= 256:
