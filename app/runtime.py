@@ -53,3 +53,6 @@ def configure_logging(settings: Settings, part: str) -> None:
         level=settings.log_level,
         format=f"%(asctime)s {part} %(levelname)s %(name)s: %(message)s",
     )
+    # Per-connection and per-request chatter of libraries drowns what matters.
+    for noisy in ("mail.log", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

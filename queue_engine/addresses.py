@@ -75,7 +75,8 @@ def parse_address(raw: str) -> Address:
 
 def parse_mailbox(raw: str) -> tuple[str, Address]:
     """A From value, `Name <local@domain>` or a bare address → (display name, address)."""
-    if not isinstance(raw, str) or any(c in raw for c in "\r\n\0"):
+    # Every line break str.splitlines knows: the From header refuses them all.
+    if not isinstance(raw, str) or any(c in raw for c in "\r\n\0\v\f\x1c\x1d\x1e\x85\u2028\u2029"):
         raise AddressError("must be a single-line string")
     name, addr = parseaddr(raw)
     if not addr:

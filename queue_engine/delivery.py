@@ -98,7 +98,10 @@ class Deliverer:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    async def deliver(self, tag: str, email_ids: list[str]) -> BatchReport:
+    async def deliver(
+        self, tag: str, email_ids: list[str], lease_deadline_ms: int | None = None
+    ) -> BatchReport:
+        """Deliver a claimed batch; what cannot start safely before the lease ends goes back."""
         report = BatchReport()
         _, domain = keys.split_queue_tag(tag)
         pending, gone = await self._load(email_ids)
@@ -116,7 +119,7 @@ class Deliverer:
             except RoutingError as exc:
                 updates += [self._unroutable(email, exc) for email in sendable]
             else:
-                updates += await self._send_all(destinations, sendable, report)
+                updates += await self._send_all(destinations, sendable, report, lease_deadline_ms)
         await self._record(tag, updates, gone, report)
         return report
 
@@ -161,17 +164,30 @@ class Deliverer:
         return {m: self._bodies.get(m) for m in message_ids}
 
     async def _send_all(
-        self, destinations: list[Destination], emails: list[Pending], report: BatchReport
+        self,
+        destinations: list[Destination],
+        emails: list[Pending],
+        report: BatchReport,
+        lease_deadline_ms: int | None,
     ) -> list[Update]:
         bodies = await self._bodies_for({e.message_id for e in emails})
         updates: list[Update] = []
         todo = asyncio.Queue[Pending]()
         for email in emails:
             todo.put_nowait(email)
+        # A transaction started later could outlive the lease, and another engine
+        # would then send the same email: a slow MP gets the rest back instead.
+        margin_ms = int(
+            min(3 * self.config.smtp_timeout_seconds, self.config.lease_seconds / 2) * 1000
+        )
+        last_start_ms = None if lease_deadline_ms is None else lease_deadline_ms - margin_ms
 
         async def lane() -> None:
             while not todo.empty():
                 email = todo.get_nowait()
+                if last_start_ms is not None and self.now_ms() > last_start_ms:
+                    updates.append(Update(email, {}, retry_at_ms=self.now_ms()))
+                    continue
                 body = bodies[email.message_id]
                 if body is None:
                     updates.append(self._lost_body(email))
@@ -278,11 +294,14 @@ class Deliverer:
     ) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for u in updates:
+                if not u.fields:
+                    continue  # handed back untried: nothing to record
                 args: list[str] = [Status.REQUESTING, str(u.email.attempts)]
                 for name, value in u.fields.items():
                     args += [name, value]
                 await self._transition(keys=[keys.email(u.email.email_id)], args=args, client=pipe)
-            applied = await pipe.execute() if updates else []
+            results = iter(await pipe.execute() if any(u.fields for u in updates) else [])
+        applied = [next(results) if u.fields else 1 for u in updates]
         acks = list(gone)
         retries: dict[str, int] = {}
         async with self.redis.pipeline(transaction=False) as pipe:

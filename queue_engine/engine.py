@@ -103,13 +103,12 @@ class Engine:
         try:
             while True:
                 now = self.now_ms()
-                claim = await self.queues.claim(
-                    tag, now, int(self.config.lease_seconds * 1000), self.config.batch_size
-                )
+                lease_ms = int(self.config.lease_seconds * 1000)
+                claim = await self.queues.claim(tag, now, lease_ms, self.config.batch_size)
                 if not claim.email_ids:
                     await self.queues.set_due(tag, claim.next_due_ms)
                     return
-                await self.deliverer.deliver(tag, claim.email_ids)
+                await self.deliverer.deliver(tag, claim.email_ids, now + lease_ms)
         except _REDIS_DOWN as exc:
             log.warning("engine: queue %s interrupted by redis (%s); leases will expire", tag, exc)
         except Exception:

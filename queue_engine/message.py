@@ -32,6 +32,11 @@ RESERVED_HEADERS = frozenset(
 )
 
 
+# What str.splitlines (and so the email package, which refuses them in a header)
+# treats as a line end, and NUL: none may be in a header value.
+LINE_BREAKS = "\r\n\0\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 class MessageError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -50,8 +55,10 @@ def check_headers(headers: object) -> dict[str, str]:
             raise MessageError(f"headers.{name}", "is set by mailpulse and cannot be given")
         if not isinstance(value, str):
             raise MessageError(f"headers.{name}", "must be a string")
-        if any(c in value for c in "\r\n\0"):
-            raise MessageError(f"headers.{name}", "must not contain CR, LF or NUL")
+        if any(c in value for c in LINE_BREAKS):
+            raise MessageError(
+                f"headers.{name}", "must not contain CR, LF, other line breaks or NUL"
+            )
         if len(value) > 998:
             raise MessageError(f"headers.{name}", "is longer than 998 characters")
     return headers

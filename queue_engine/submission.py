@@ -20,7 +20,7 @@ from queue_engine import keys
 from queue_engine.accounts import Principal
 from queue_engine.addresses import AddressError, parse_address, parse_mailbox
 from queue_engine.config import MAX_RECIPIENTS, EngineConfig
-from queue_engine.message import MessageError, build_body, check_headers
+from queue_engine.message import LINE_BREAKS, MessageError, build_body, check_headers
 from queue_engine.queues import QueueStore
 from queue_engine.records import EmailRecord, new_email_id
 from queue_engine.statuses import InvalidReason, Status
@@ -80,8 +80,8 @@ class SendRequest:
         subject = body.get("subject", "")
         if not isinstance(subject, str):
             raise SubmissionError("subject", "must be a string")
-        if any(c in subject for c in "\r\n\0"):
-            raise SubmissionError("subject", "must not contain CR, LF or NUL")
+        if any(c in subject for c in LINE_BREAKS):
+            raise SubmissionError("subject", "must not contain CR, LF, other line breaks or NUL")
         if len(subject) > MAX_SUBJECT:
             raise SubmissionError("subject", f"is longer than {MAX_SUBJECT} characters")
         html, text = body.get("html"), body.get("text")

@@ -121,3 +121,30 @@ async def test_retention_trims_old_index_entries(client, sender, redis):
     assert await redis.zcard(keys.index_all(sender.account)) == 0
     assert await redis.ttl(keys.email(email_id)) > 0
     assert await redis.ttl(keys.index_address(sender.account, "x@gmail.example")) > 0
+
+
+async def test_emails_not_started_before_the_lease_ends_go_back_untried(
+    client, sender, mp, engine_config, redis
+):
+    body = {"from": "a@acme.example", "to": ["x@gmail.example", "y@gmail.example"], "text": "t"}
+    ids = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()["email_ids"]
+    tag = keys.queue_tag(sender.api_user, "gmail.example")
+    store = QueueStore(redis)
+    pool = SmtpPool(helo_name="t", timeout=5, connections_per_host=2, messages_per_connection=10)
+    deliverer = Deliverer(
+        redis,
+        engine_config,
+        Router({"*": Destination("127.0.0.1", mp.port, "mp")}),
+        pool,
+        time.time,
+    )
+    now = int(time.time() * 1000)
+    claim = await store.claim(tag, now, 60_000, 10)
+    report = await deliverer.deliver(tag, claim.email_ids, lease_deadline_ms=now)
+    assert (report.delivered, report.retried) == (0, 2)
+    assert mp.state.rcpt_attempts == {}
+    assert await redis.zcard(keys.queue_lease(tag)) == 0
+    assert sorted(await redis.zrange(keys.queue_ready(tag), 0, -1)) == sorted(ids)
+    for email_id in ids:
+        assert await redis.hget(keys.email(email_id), "attempts") == "0"
+    await pool.close()
