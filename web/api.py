@@ -13,10 +13,11 @@ from starlette.routing import Route
 from queue_engine import keys
 from queue_engine.accounts import EmailType, Principal, api_users_of
 from queue_engine.config import EngineConfig
+from queue_engine.message import MessageError
 from queue_engine.queries import MAX_PERIOD_MS, EmailFilter, EmailQueries
 from queue_engine.records import is_email_id
 from queue_engine.statuses import REASONS, Status
-from queue_engine.submission import SendRequest, SubmissionError, Submitter
+from queue_engine.submission import SendRequest, Submitter
 from web.auth import authenticate
 from web.errors import ApiError
 from web.requests import Networks, client_ip, parse_time, read_json
@@ -52,7 +53,7 @@ class Api:
         principal = await self._sending_principal(principal, body)
         try:
             send = SendRequest.parse(body)
-        except SubmissionError as exc:
+        except MessageError as exc:  # SubmissionError, and check_headers' own MessageError
             raise ApiError(400, str(exc), field=exc.field) from None
         ids = await self.submitter.submit(
             principal,

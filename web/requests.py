@@ -37,6 +37,10 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise ApiError(400, f"the body is not valid JSON: {exc}", field="body") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise ApiError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels", field="body")
+    try:  # a \ud800 escape is valid JSON but no Unicode text: Redis and SMTP cannot take it
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise ApiError(400, "the body has an unpaired surrogate escape", field="body") from None
     return value
 
 
