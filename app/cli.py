@@ -8,7 +8,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 from app import runtime
@@ -78,7 +78,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     with runtime.redis_url(settings) as url:
         if command == "web":
-            # uvicorn handles SIGINT/SIGTERM itself, with a graceful shutdown.
             asyncio.run(_web(settings, url))
         elif command in parts:
             _run_until_signal(parts[command](settings, url))
@@ -119,7 +118,18 @@ async def _web(settings: Settings, url: str) -> None:
         access_log=False,
         lifespan="on",
     )
-    await uvicorn.Server(config).serve()
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn would re-raise the signal after its shutdown, so the process
+            # would die by it (exit 130/143) before our cleanup ran.
+            yield
+
+    server = Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve()
 
 
 async def _engine(settings: Settings, url: str) -> None:
