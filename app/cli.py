@@ -118,6 +118,7 @@ async def _web(settings: Settings, url: str) -> None:
         access_log=False,
         lifespan="on",
     )
+
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
