@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -88,14 +89,19 @@ class MPServer:
         self.name = name
         self.state = MPState(keep_messages=keep_messages)
         self._server: asyncio.Server | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     async def start(self) -> MPServer:
         handler = MPHandler(self.state)
+
+        def protocol() -> SMTP:
+            smtp = SMTP(handler, hostname=f"{self.name}.simulator", ident=self.name)
+            self._sessions.add(smtp)
+            return smtp
+
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(handler, hostname=f"{self.name}.simulator", ident=self.name),
-            host="127.0.0.1",
-            port=self.requested_port,
+            protocol, host="127.0.0.1", port=self.requested_port
         )
         return self
 
@@ -109,7 +115,16 @@ class MPServer:
         return f"127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Stop listening and cut every open connection, as an MP going down does.
+
+        Server.wait_closed() waits for every connection to end, so a client
+        that keeps its connection open would otherwise hold the stop forever.
+        """
+        if self._server is None:
+            return
+        self._server.close()
+        for smtp in list(self._sessions):
+            if isinstance(smtp.transport, asyncio.Transport):
+                smtp.transport.abort()
+        await self._server.wait_closed()
+        self._server = None

@@ -90,7 +90,11 @@ class SmtpPool:
             start_tls=None,
             tls_context=self._tls,
         )
-        await smtp.connect()
+        try:
+            await smtp.connect()
+        except BaseException:
+            smtp.close()  # a cancelled connect must not leave the socket open
+            raise
         sockname = smtp.get_transport_info("sockname")
         return Connection(smtp, destination, sockname[0] if sockname else "")
 
