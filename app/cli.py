@@ -78,7 +78,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     with runtime.redis_url(settings) as url:
         if command == "web":
-            asyncio.run(_web(settings, url))
+            runtime.run(_web(settings, url))
         elif command in parts:
             _run_until_signal(parts[command](settings, url))
         elif command == "demo-traffic":
@@ -101,7 +101,7 @@ def _run_until_signal(coro: Awaitable[None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(body())
+    runtime.run(body())
 
 
 async def _web(settings: Settings, url: str) -> None:

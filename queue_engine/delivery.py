@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from queue_engine.message import recipient_prefix
 from queue_engine.queues import QueueStore
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
 from queue_engine.routing import Destination, Router, RoutingError
-from queue_engine.smtp_client import AttemptResult, Outcome, SmtpPool, send_one
+from queue_engine.smtp_client import AttemptResult, Outcome, SmtpPool, send_one, wire_body
 from queue_engine.statuses import Category, InvalidReason, Status, invalid_reason
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class Deliverer:
                 self._bodies.clear()
             for message_id, body in zip(missing, bodies, strict=True):
                 if body is not None:
-                    self._bodies[message_id] = body.encode()
+                    self._bodies[message_id] = wire_body(body.encode())
         return {m: self._bodies.get(m) for m in message_ids}
 
     async def _send_all(
@@ -304,30 +305,35 @@ class Deliverer:
         applied = [next(results) if u.fields else 1 for u in updates]
         acks = list(gone)
         retries: dict[str, int] = {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for u, ok in zip(updates, applied, strict=True):
-                if not ok:
-                    acks.append(u.email.email_id)
-                    report.skipped += 1
-                elif u.final:
-                    acks.append(u.email.email_id)
-                    self._move_index(pipe, u.email, *u.final)
-                    if u.final[0] is Status.DELIVERED:
-                        report.delivered += 1
-                    else:
-                        report.failed += 1
+        # Index moves grouped per key: one ZREM and a ZADD or two per batch, not per email.
+        moved: dict[str, list[str]] = defaultdict(list)
+        added: dict[str, dict[str, int]] = defaultdict(dict)
+        for u, ok in zip(updates, applied, strict=True):
+            if not ok:
+                acks.append(u.email.email_id)
+                report.skipped += 1
+            elif u.final:
+                status, reason = u.final
+                acks.append(u.email.email_id)
+                moved[keys.index_status(u.email.account, Status.REQUESTING)].append(
+                    u.email.email_id
+                )
+                added[keys.index_status(u.email.account, status)][u.email.email_id] = 0
+                if reason:
+                    added[keys.index_status(u.email.account, status, reason)][u.email.email_id] = 0
+                if status is Status.DELIVERED:
+                    report.delivered += 1
                 else:
-                    assert u.retry_at_ms is not None
-                    retries[u.email.email_id] = u.retry_at_ms
-                    report.retried += 1
+                    report.failed += 1
+            else:
+                assert u.retry_at_ms is not None
+                retries[u.email.email_id] = u.retry_at_ms
+                report.retried += 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, ids in moved.items():
+                pipe.zrem(key, *ids)
+            for key, members in added.items():
+                pipe.zadd(key, members)
             self.queues.ack(pipe, tag, acks)
             await self.queues.requeue(pipe, tag, retries)
             await pipe.execute()
-
-    @staticmethod
-    def _move_index(pipe: Any, email: Pending, status: Status, reason: str) -> None:
-        member = {email.email_id: 0}
-        pipe.zrem(keys.index_status(email.account, Status.REQUESTING), email.email_id)
-        pipe.zadd(keys.index_status(email.account, status), member)
-        if reason:
-            pipe.zadd(keys.index_status(email.account, status, reason), member)

@@ -19,6 +19,8 @@ from queue_engine.statuses import Status
 TRANSITION_LUA = (Path(__file__).parent / "transition.lua").read_text()
 
 DELIVERY_LOG_LIMIT = 20
+
+_DEFAULTS = {"log": ("[]",), "billable": ("0",), "attempts": ("0",), "connected": ("0",)}
 """Attempts kept per record: enough to explain a retry history, bounded in memory."""
 
 
@@ -69,7 +71,8 @@ class EmailRecord:
     connected: bool = False
 
     def to_hash(self) -> dict[str, str]:
-        return {
+        """Only fields with a value: a new record's defaults cost no bytes in Redis."""
+        full = {
             "account": self.account,
             "api_user": self.api_user,
             "recipient": self.recipient,
@@ -90,6 +93,7 @@ class EmailRecord:
             "attempts": str(self.attempts),
             "connected": "1" if self.connected else "0",
         }
+        return {k: v for k, v in full.items() if v not in _DEFAULTS.get(k, ("",))}
 
     @classmethod
     def from_hash(cls, email_id: str, h: dict[str, str]) -> EmailRecord:

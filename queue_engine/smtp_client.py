@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 import time
 from collections import defaultdict
@@ -22,6 +23,8 @@ import aiosmtplib
 from queue_engine.routing import Destination
 
 IDLE_SECONDS = 10.0
+LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
+LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class Outcome(StrEnum):
@@ -181,16 +184,54 @@ def _refused_greeting(exc: aiosmtplib.SMTPResponseException, mx: str) -> Attempt
     return AttemptResult(outcome, exc.code, exc.message, mx, "", True, "connect")
 
 
+def wire_body(body: bytes) -> bytes:
+    """A message body as DATA carries it: CRLF line ends, dot-stuffed (RFC 5321 4.5.2).
+
+    Done once per send call and shared by its recipients; aiosmtplib's data()
+    would redo both regex passes for every recipient.
+    """
+    body = LINE_ENDINGS.sub(b"\r\n", body)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return LEADING_DOT.sub(b"..", body)
+
+
+async def _data(smtp: aiosmtplib.SMTP, wire: bytes) -> aiosmtplib.SMTPResponse:
+    """DATA with a message already in wire form (`wire_body`, CRLF header lines)."""
+    start = await smtp.execute_command(b"DATA")
+    if start.code != 354:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("connection lost at DATA")
+    # aiosmtplib ignores data that arrives while no reply is expected; say we expect one.
+    protocol._response_pending = True
+    protocol.write(wire + b".\r\n")
+    try:
+        response = await protocol.read_response(timeout=smtp.timeout)
+    except aiosmtplib.SMTPTimeoutError:
+        smtp.close()  # the late reply would be mistaken for the next command's
+        raise
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
+
+
+async def _expect(smtp: aiosmtplib.SMTP, code: int, *command: bytes) -> None:
+    response = await smtp.execute_command(*command)
+    if response.code not in (code, 251):
+        raise aiosmtplib.SMTPResponseException(response.code, response.message)
+
+
 async def _transaction(
     conn: Connection, mx: str, sender: str, recipient: str, message: bytes, smtputf8: bool
 ) -> AttemptResult:
     smtp = conn.smtp
     stage = "mail"
     try:
-        options = []
+        mail = [b"MAIL", b"FROM:<" + sender.encode() + b">"]
         if smtputf8:
             if not smtp.supports_extension("smtputf8"):
-                await smtp.rset()
                 return AttemptResult(
                     Outcome.PERMANENT,
                     553,
@@ -200,12 +241,14 @@ async def _transaction(
                     True,
                     stage,
                 )
-            options.append("SMTPUTF8")
-        await smtp.mail(sender, options=options, encoding="utf-8" if smtputf8 else "ascii")
+            mail.append(b"SMTPUTF8")
+        # Addresses were validated at submission; aiosmtplib's mail()/rcpt() would
+        # parse them again with email.utils on every message.
+        await _expect(smtp, 250, *mail)
         stage = "rcpt"
-        await smtp.rcpt(recipient, encoding="utf-8" if smtputf8 else "ascii")
+        await _expect(smtp, 250, b"RCPT", b"TO:<" + recipient.encode() + b">")
         stage = "data"
-        response = await smtp.data(message)
+        response = await _data(smtp, message)
     except aiosmtplib.SMTPServerDisconnected as exc:
         raise _Dropped(
             f"connection lost at {stage.upper()}: {exc}", stage, conn.sending_ip

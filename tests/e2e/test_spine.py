@@ -162,3 +162,13 @@ async def test_two_engines_share_queues_without_duplicates(
 
     await wait_for(all_delivered)
     assert sorted(r.rcpt_to for r in mp.state.received) == sorted(to)
+
+
+async def test_lines_starting_with_a_dot_arrive_intact(client, sender, mp, start_engine, wait_for):
+    await start_engine(mp)
+    text = "first\n.second starts with a dot\n.\nlast"
+    [email_id] = await send(client, sender.basic, ["dots@gmail.example"], text=text)
+    assert (await final(client, sender.basic, email_id, wait_for))["status"] == "delivered"
+    [received] = mp.state.received
+    body = message_from_bytes(received.data).get_payload(decode=True).decode()
+    assert body.replace("\r\n", "\n").rstrip("\n") == text
