@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from queue_engine.statuses import Category
+from queue_engine.statuses import Category, PauseReason
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
@@ -23,10 +23,13 @@ class Rule:
     pattern: re.Pattern[str] | None = None
     enhanced: str | None = None
     code: int | None = None
+    pause_reason: PauseReason | None = None
 
     def matches(self, code: int, enhanced: str | None, text: str) -> bool:
         if self.code is not None and code != self.code:
             return False
+        if self.pause_reason is not None and code >= 500:
+            return False  # a throttle is temporary; a 5xx is the MP's final word
         if self.enhanced is not None:
             if enhanced is None:
                 return False
@@ -43,6 +46,7 @@ class Classification:
     category: Category
     permanent: bool
     enhanced_status: str | None
+    pause_reason: PauseReason | None = None
 
 
 def enhanced_status(text: str) -> str | None:
@@ -55,7 +59,7 @@ def load_rules(path: Path = Path(__file__).parent / "reply_rules.toml") -> tuple
     data = tomllib.loads(path.read_text())
     rules = []
     for i, raw in enumerate(data["rule"], start=1):
-        unknown = set(raw) - {"pattern", "enhanced", "code", "category"}
+        unknown = set(raw) - {"pattern", "enhanced", "code", "category", "pause_reason"}
         if unknown or "category" not in raw or len(raw) < 2:
             raise ValueError(f"{path.name}: rule {i}: needs category plus pattern/enhanced/code")
         rules.append(
@@ -64,6 +68,7 @@ def load_rules(path: Path = Path(__file__).parent / "reply_rules.toml") -> tuple
                 pattern=re.compile(raw["pattern"], re.IGNORECASE) if "pattern" in raw else None,
                 enhanced=raw.get("enhanced"),
                 code=raw.get("code"),
+                pause_reason=PauseReason(raw["pause_reason"]) if "pause_reason" in raw else None,
             )
         )
     return tuple(rules)
@@ -74,5 +79,5 @@ def classify_reply(code: int, text: str) -> Classification:
     permanent = code >= 500
     for rule in load_rules():
         if rule.matches(code, enhanced, text):
-            return Classification(rule.category, permanent, enhanced)
+            return Classification(rule.category, permanent, enhanced, rule.pause_reason)
     return Classification(Category.OTHER, permanent, enhanced)

@@ -22,6 +22,7 @@ class EngineConfig:
     return_path_domain: str | None = None
     retention_days: int = 90
     max_body_bytes: int = 10 * 1024 * 1024
+    throttle_pause_seconds: float = 300.0
 
     def retry_delay(self, attempts: int) -> float:
         """Exponential backoff: base, 2 base, 4 base, ... capped at retry_max_seconds."""

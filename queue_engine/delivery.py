@@ -28,7 +28,7 @@ from queue_engine.queues import QueueStore
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
 from queue_engine.routing import Destination, Router, RoutingError
 from queue_engine.smtp_client import AttemptResult, Outcome, SmtpPool, send_one, wire_body
-from queue_engine.statuses import Category, InvalidReason, Status, invalid_reason
+from queue_engine.statuses import Category, InvalidReason, PauseReason, Status, invalid_reason
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class BatchReport:
     retried: int = 0
     skipped: int = 0
     attempts: list[AttemptResult] = field(default_factory=list)
+    throttle: tuple[PauseReason, str] | None = None
+    """The MP said to slow down (reason, its reply): the queue pauses, the batch stops."""
 
 
 class Deliverer:
@@ -122,6 +124,12 @@ class Deliverer:
             else:
                 updates += await self._send_all(destinations, sendable, report, lease_deadline_ms)
         await self._record(tag, updates, gone, report)
+        if report.throttle:
+            reason, reply = report.throttle
+            now = self.now_ms()
+            until = now + int(self.config.throttle_pause_seconds * 1000)
+            await self.queues.pause(tag, reason, now, until, reply)
+            log.info("queue %s paused (%s) until %s: %s", tag, reason, iso(until), reply)
         return report
 
     async def _load(self, email_ids: list[str]) -> tuple[list[Pending], list[str]]:
@@ -186,7 +194,7 @@ class Deliverer:
         async def lane() -> None:
             while not todo.empty():
                 email = todo.get_nowait()
-                if last_start_ms is not None and self.now_ms() > last_start_ms:
+                if report.throttle or (last_start_ms is not None and self.now_ms() > last_start_ms):
                     updates.append(Update(email, {}, retry_at_ms=self.now_ms()))
                     continue
                 body = bodies[email.message_id]
@@ -202,7 +210,7 @@ class Deliverer:
                     smtputf8=not email.recipient.isascii(),
                 )
                 report.attempts.append(result)
-                updates.append(self._after_attempt(email, result))
+                updates.append(self._after_attempt(email, result, report))
 
         lanes = min(len(emails), self.config.connections_per_host)
         await asyncio.gather(*(lane() for _ in range(lanes)))
@@ -228,7 +236,9 @@ class Deliverer:
             "outcome": result.outcome.value,
         }
 
-    def _after_attempt(self, email: Pending, result: AttemptResult) -> Update:
+    def _after_attempt(
+        self, email: Pending, result: AttemptResult, report: BatchReport | None = None
+    ) -> Update:
         now = self.now_ms()
         connected = email.connected or result.connected
         fields = {
@@ -249,6 +259,12 @@ class Deliverer:
             reason = invalid_reason(category)
             fields |= {"status": Status.INVALID, "reason": reason}
             return Update(email, fields, final=(Status.INVALID, reason))
+        if result.code and report is not None:
+            pause_reason = classify_reply(result.code, result.reply).pause_reason
+            if pause_reason is not None:
+                # The pause is this email's backoff: it goes when the queue resumes.
+                report.throttle = report.throttle or (pause_reason, result.mp_reply)
+                return Update(email, fields, retry_at_ms=now)
         retry_at = now + int(self.config.retry_delay(email.attempts + 1) * 1000)
         if retry_at - email.request_ms > self.config.max_age_seconds * 1000:
             reason = InvalidReason.OTHER if connected else InvalidReason.SERVER_UNREACHABLE
@@ -334,6 +350,13 @@ class Deliverer:
                 pipe.zrem(key, *ids)
             for key, members in added.items():
                 pipe.zadd(key, members)
+            await self.queues.windows.add(
+                pipe,
+                tag,
+                self.now_ms() // 1000,
+                attempted=len(report.attempts),
+                outbound=report.delivered,
+            )
             self.queues.ack(pipe, tag, acks)
             await self.queues.requeue(pipe, tag, retries)
             await pipe.execute()

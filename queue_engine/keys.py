@@ -102,3 +102,18 @@ def queue_ready(tag: str) -> str:
 def queue_lease(tag: str) -> str:
     """ZSET email id → lease deadline (ms) while a worker delivers it."""
     return f"q:{{{tag}}}:lease"
+
+
+def queue_window(tag: str, counter: str) -> str:
+    """ZSET of per-second buckets of one rate counter ("in", "att" or "out")."""
+    return f"q:{{{tag}}}:w:{counter}"
+
+
+def queue_pause(tag: str) -> str:
+    """HASH reason, since_ms, until_ms, mp_reply while the queue is paused."""
+    return f"q:{{{tag}}}:pause"
+
+
+def api_user_queues(api_user_name: str) -> str:
+    """SET of the recipient domains an API_USER has queues for."""
+    return f"au:{api_user_name}:queues"

@@ -9,7 +9,6 @@ delays mail by at most one reconcile period and never loses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from queue_engine import keys
+from queue_engine.statuses import PauseReason
+from queue_engine.windows import RateWindows
 
 _HERE = Path(__file__).parent
 
@@ -27,25 +28,47 @@ class Claim:
     next_due_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Pause:
+    reason: PauseReason
+    since_ms: int
+    until_ms: int
+    mp_reply: str
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> Pause | None:
+        if not raw.get("until_ms"):
+            return None
+        return cls(
+            PauseReason(raw["reason"]),
+            int(raw["since_ms"]),
+            int(raw["until_ms"]),
+            raw.get("mp_reply", ""),
+        )
+
+
 class QueueStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.windows = RateWindows(redis)
         self._claim = redis.register_script((_HERE / "claim.lua").read_text())
         self._requeue = redis.register_script((_HERE / "requeue.lua").read_text())
+        self._pause = redis.register_script((_HERE / "pause.lua").read_text())
 
-    @staticmethod
-    def enqueue(pipe: Pipeline, tag: str, email_ids: Iterable[str], due_ms: int) -> None:
-        """Add to a pipeline: the emails become ready at due_ms and the queue due no later."""
-        members = dict.fromkeys(email_ids, due_ms)
-        if not members:
+    async def enqueue(self, pipe: Pipeline, tag: str, email_ids: list[str], now_ms: int) -> None:
+        """Add to a pipeline: new emails ready now, counted in the inbound window."""
+        if not email_ids:
             return
-        pipe.zadd(keys.queue_ready(tag), members)
-        pipe.zadd(keys.QUEUES_DUE, {tag: due_ms}, lt=True)
+        pipe.zadd(keys.queue_ready(tag), dict.fromkeys(email_ids, now_ms))
+        pipe.zadd(keys.QUEUES_DUE, {tag: now_ms}, lt=True)
         pipe.sadd(keys.QUEUES_KNOWN, tag)
+        api_user, domain = keys.split_queue_tag(tag)
+        pipe.sadd(keys.api_user_queues(api_user), domain)
+        await self.windows.add(pipe, tag, now_ms // 1000, inbound=len(email_ids))
 
     async def claim(self, tag: str, now_ms: int, lease_ms: int, limit: int) -> Claim:
         ids, due = await self._claim(
-            keys=[keys.queue_ready(tag), keys.queue_lease(tag)],
+            keys=[keys.queue_ready(tag), keys.queue_lease(tag), keys.queue_pause(tag)],
             args=[now_ms, now_ms + lease_ms, limit],
         )
         return Claim(list(ids), int(due) if due else None)
@@ -64,6 +87,28 @@ class QueueStore:
             keys=[keys.queue_ready(tag), keys.queue_lease(tag)], args=args, client=pipe
         )
         pipe.zadd(keys.QUEUES_DUE, {tag: min(due.values())}, lt=True)
+
+    async def pause(
+        self, tag: str, reason: PauseReason, now_ms: int, until_ms: int, mp_reply: str = ""
+    ) -> int:
+        """Hold the queue until until_ms (a longer pause already there wins); returns its end."""
+        end = await self._pause(
+            keys=[keys.queue_pause(tag)], args=[reason.value, now_ms, until_ms, mp_reply]
+        )
+        await self.redis.zadd(keys.QUEUES_DUE, {tag: int(end)})
+        return int(end)
+
+    async def resume(self, tag: str, now_ms: int) -> bool:
+        """End the pause now and wake the engines; False if the queue was not paused."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(keys.queue_pause(tag))
+            pipe.zadd(keys.QUEUES_DUE, {tag: now_ms})
+            pipe.publish(keys.WAKE_CHANNEL, "resume")
+            deleted, _, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def get_pause(self, tag: str) -> Pause | None:
+        return Pause.from_hash(await self.redis.hgetall(keys.queue_pause(tag)))
 
     async def set_due(self, tag: str, due_ms: int | None) -> None:
         """Move the queue's due hint to due_ms (None: nothing left), without losing a wake-up.

@@ -25,6 +25,15 @@ class Category(StrEnum):
     OTHER = "other"
 
 
+class PauseReason(StrEnum):
+    """Why a queue holds its mail (SPEC Q4), or that a person paused it."""
+
+    DOMAIN_QUOTA = "domain_quota"
+    IP_QUOTA = "ip_quota"
+    IP_CONNECTION_RATE = "ip_connection_rate"
+    MANUAL = "manual"
+
+
 class InvalidReason(StrEnum):
     BLACKLIST = "blacklist"
     UNSUBSCRIBED = "unsubscribed"

@@ -195,7 +195,7 @@ class Submitter:
             if records[0].tag:
                 pipe.expire(keys.index_tag(account, records[0].tag), retention)
             for tag, ids in by_queue.items():
-                QueueStore.enqueue(pipe, tag, ids, now_ms)
+                await self.queues.enqueue(pipe, tag, ids, now_ms)
             if by_queue:
                 pipe.publish(keys.WAKE_CHANNEL, "enqueue")
             await pipe.execute()

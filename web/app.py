@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.api import Api, ApiConfig
+from web.api_queues import QueuesApi
 from web.errors import ApiError, api_error_handler, error_response, http_error_handler
 from web.openapi import SPEC
 
@@ -58,6 +59,7 @@ async def _storage_down(request: Request, exc: Exception) -> Response:
 def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     """The app over one Redis client (it connects lazily, inside the server's loop)."""
     api = Api(redis, config)
+    queues = QueuesApi(redis)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -75,6 +77,7 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
 
     routes = [
         *api.routes(),
+        *queues.routes(),
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
     ]

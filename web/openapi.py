@@ -41,6 +41,39 @@ _EMAIL = {
     },
 }
 
+_QUEUE_PATH = [
+    {"name": "api_user", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "domain", "in": "path", "required": True, "schema": {"type": "string"}},
+]
+
+_QUEUE = {
+    "type": "object",
+    "properties": {
+        "api_user": {"type": "string"},
+        "domain": {"type": "string"},
+        "status": {"type": "string", "enum": ["active", "paused"]},
+        "pending": {"type": "integer"},
+        "rates": {
+            "type": "object",
+            "description": "per-second averages over the window",
+            "properties": {k: {"type": "number"} for k in ("inbound", "attempted", "outbound")},
+        },
+        "pause": {
+            "type": ["object", "null"],
+            "properties": {
+                "reason": {
+                    "type": "string",
+                    "enum": ["domain_quota", "ip_quota", "ip_connection_rate", "manual"],
+                },
+                "since": {"type": "string", "format": "date-time"},
+                "next_outbound_at": {"type": "string", "format": "date-time"},
+                "mp_reply": {"type": ["string", "null"]},
+                "stale": {"type": "boolean", "description": "paused for over 2 days (SPEC Q5)"},
+            },
+        },
+    },
+}
+
 _FILTERS = [
     {"name": n, "in": "query", "required": False, "schema": {"type": "string"}, "description": d}
     for n, d in [
@@ -80,6 +113,7 @@ SPEC: dict[str, Any] = {
                 },
             },
             "Email": _EMAIL,
+            "Queue": _QUEUE,
         },
     },
     "security": [{"apiUser": []}, {"accountKey": []}],
@@ -183,6 +217,81 @@ SPEC: dict[str, Any] = {
                     },
                     **_errors(401, 404),
                 },
+            }
+        },
+        "/v1/queues": {
+            "get": {
+                "summary": "Queues (API_USER x recipient domain): pending, rates, pause",
+                "parameters": [
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "schema": {"type": "integer", "enum": [5, 15, 30]},
+                        "description": "rate window in seconds (default 5)",
+                    },
+                    {"name": "api_user", "in": "query", "schema": {"type": "string"}},
+                    {"name": "domain", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "include_idle",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "also queues with nothing pending, no rate and no pause",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "queue statuses",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "queues": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Queue"},
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors(400, 401),
+                },
+            }
+        },
+        "/v1/queues/{api_user}/{domain}/resume": {
+            "post": {
+                "summary": "End a pause now; delivery restarts within a second",
+                "parameters": _QUEUE_PATH,
+                "responses": {
+                    "200": {"description": "{resumed: bool, queue}"},
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/v1/queues/{api_user}/{domain}/pause": {
+            "post": {
+                "summary": "Pause a queue by hand (reason manual)",
+                "parameters": _QUEUE_PATH,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "seconds": {
+                                        "type": "number",
+                                        "minimum": 1,
+                                        "maximum": 2592000,
+                                        "default": 604800,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": {"description": "{queue}"}, **_errors(400, 401, 404)},
             }
         },
         "/healthz": {

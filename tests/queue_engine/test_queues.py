@@ -15,7 +15,7 @@ TAG = keys.queue_tag("acme-tx", "gmail.example")
 
 async def _enqueue(redis, ids: list[str], due_ms: int) -> None:
     async with redis.pipeline(transaction=False) as pipe:
-        QueueStore.enqueue(pipe, TAG, ids, due_ms)
+        await QueueStore(redis).enqueue(pipe, TAG, ids, due_ms)
         await pipe.execute()
 
 
