@@ -9,13 +9,18 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app import runtime
 from app.embedded_redis import EmbeddedRedisError
 from app.settings import Settings, SettingsError
 from queue_engine.accounts import AccountError, EmailType, create_account, create_api_user
+from queue_engine.policy import PolicyError
 from queue_engine.routing import RoutesError
+
+if TYPE_CHECKING:
+    from app.simulator import Profile
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("engine", help="the queue engine alone")
     sub.add_parser("inbound", help="the inbound SMTP server (DSN, ARF) alone")
     sim = sub.add_parser("simulate", help="the MP simulator alone (127.0.0.1 only)")
-    sim.add_argument("--port", type=int, default=2600, help="port of the simulated MP")
+    sim.add_argument(
+        "--port", type=int, default=2600, help="first port: profile i listens on PORT+i (0: free)"
+    )
+    sim.add_argument("--profiles", type=Path, help="profile file (default: app/mp_profiles.toml)")
+    sim.add_argument(
+        "--routes-file",
+        type=Path,
+        help="write a MAILPULSE_ROUTES file there (a restart reuses the ports it names)",
+    )
     demo = sub.add_parser("demo-traffic", help="send demo traffic through the API")
     demo.add_argument("--url", required=True, help="base URL of the API")
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
@@ -54,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_environ()
         if settings.routes_file:
             runtime.router(settings)  # a bad routes file stops start-up, naming file and key
+        runtime.policy(settings)  # so does a bad policy file, naming file, line and key
         return _dispatch(args, settings)
-    except (SettingsError, RoutesError, EmbeddedRedisError, AccountError) as exc:
+    except (SettingsError, RoutesError, PolicyError, EmbeddedRedisError, AccountError) as exc:
         print(f"mailpulse: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -74,8 +88,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "inbound": _inbound,
     }
     if command == "simulate":
-        _run_until_signal(_simulate(args.port))
-        return 0
+        return _simulate_command(args)
     with runtime.redis_url(settings) as url:
         if command == "web":
             runtime.run(_web(settings, url))
@@ -159,15 +172,39 @@ async def _inbound(settings: Settings, url: str) -> None:
         await redis.aclose()
 
 
-async def _simulate(port: int) -> None:
-    from app.simulator import MPServer
+def _simulate_command(args: argparse.Namespace) -> int:
+    from app.simulator import DEFAULT_PROFILES, ProfileError, load_profiles
 
-    server = await MPServer(port, keep_messages=False, name="simulator").start()
-    print(f"MP simulator listening on {server.address}", flush=True)
     try:
+        profiles = load_profiles(args.profiles or DEFAULT_PROFILES)
+        _run_until_signal(_simulate(profiles, args.port, args.routes_file))
+    except (ProfileError, OSError) as exc:  # OSError: a port in use, an unwritable routes file
+        print(f"mailpulse: simulate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _simulate(profiles: list[Profile], base_port: int, routes_file: Path | None) -> None:
+    """Every profile on 127.0.0.1; the routes file (if asked) once all of them listen."""
+    from app.simulator import Simulator, ports_from_routes, write_routes
+
+    # A restarted simulator takes back the ports its routes file gave out, since the
+    # engine read that file once at start-up.
+    previous = ports_from_routes(routes_file, profiles) if routes_file else {}
+    try:
+        simulator = await Simulator(profiles, base_port=base_port, ports=previous).start()
+    except OSError:
+        if not previous:
+            raise
+        simulator = await Simulator(profiles, base_port=base_port).start()
+    try:
+        if routes_file is not None:
+            write_routes(routes_file, simulator.routes())
+        for line in simulator.describe():
+            print(line, flush=True)
         await asyncio.Event().wait()
     finally:
-        await server.stop()
+        await simulator.stop()
 
 
 async def _demo_traffic(settings: Settings, url: str, base_url: str) -> None:

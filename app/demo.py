@@ -1,7 +1,12 @@
 """Demo traffic: a steady stream of sends through the real API, for `make run`.
 
-Recipients are spread over simulated MPs' domains, with a few addresses that
-the simulator bounces, defers or drops, so every status shows up in the console.
+About 20 messages a second, spread over the domains of the simulated MPs
+(app/mp_profiles.toml) the way a consumer list is: mostly Gmail, then QQ,
+Outlook, Yahoo and NetEase. The MPs answer some recipients as unknown users or
+spam by their profile's shares, drop a few connections, and defer the
+`tempfail*` addresses once. QQ's per-minute limit is far below its share of this
+traffic, so within a minute its queues are throttled with "Ip frequency limited"
+and pause while the other domains' rates keep moving.
 """
 
 from __future__ import annotations
@@ -22,7 +27,21 @@ from queue_engine.accounts import AccountError, EmailType, create_account, creat
 
 log = logging.getLogger(__name__)
 
-DEMO_DOMAINS = ["gmail.example", "outlook.example", "yahoo.example", "qq.example", "163.example"]
+# Domain -> weight. Each is served by a profile of app/mp_profiles.toml.
+DEMO_DOMAINS: dict[str, int] = {
+    "gmail.example": 30,
+    "googlemail.example": 4,
+    "qq.example": 16,
+    "foxmail.example": 2,
+    "outlook.example": 14,
+    "hotmail.example": 8,
+    "yahoo.example": 12,
+    "163.example": 10,
+    "126.example": 4,
+}
+DEMO_PER_SECOND = 20
+TEMPFAIL_SHARE = 0.02
+_NAMES = ("alice", "bob", "chen", "dmitri", "eve", "fatima", "li.wei", "mateo", "noor", "zhang")
 DEMO_ACCOUNT = "demo"
 DEMO_EMAIL = "demo@mailpulse.example"
 
@@ -61,40 +80,46 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _recipients(counter: itertools.count[int], n: int) -> list[str]:
+def _recipients(counter: itertools.count[int], n: int, rng: random.Random) -> list[str]:
+    domains, weights = list(DEMO_DOMAINS), list(DEMO_DOMAINS.values())
     out = []
-    for _ in range(n):
+    for domain in rng.choices(domains, weights, k=n):
         i = next(counter)
-        roll = random.random()
-        local = (
-            f"unknown{i}" if roll < 0.03 else f"tempfail{i}" if roll < 0.06
-            else f"spam{i}" if roll < 0.07 else f"user{i}"
-        )  # fmt: skip
-        out.append(f"{local}@{random.choice(DEMO_DOMAINS)}")
+        name = "tempfail" if rng.random() < TEMPFAIL_SHARE else rng.choice(_NAMES)
+        out.append(f"{name}.{i}@{domain}")
     return out
 
 
-async def send_demo_traffic(base_url: str, creds: dict[str, str], per_second: float = 20) -> None:
+async def send_demo_traffic(
+    base_url: str, creds: dict[str, str], per_second: float = DEMO_PER_SECOND
+) -> None:
+    """Once a second, one send per demo API_USER, `per_second` recipients in all on average."""
+    rng = random.Random()
     counter = itertools.count()
     users = [
         (creds["api_user"], creds["api_key"], "order"),
         (creds["marketing_api_user"], creds["marketing_api_key"], "newsletter"),
     ]
+    share = max(1.0, per_second / len(users))
+    loop = asyncio.get_running_loop()
+    next_tick = loop.time()
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         while True:
-            user, key, tag = random.choice(users)
-            body = {
-                "from": f"Demo Shop <{tag}@shop.mailpulse.example>",
-                "to": _recipients(counter, random.randint(1, max(1, int(per_second)))),
-                "subject": f"Your {tag} #{next(counter)}",
-                "html": "<p>Hello from the mailpulse demo.</p>",
-                "text": "Hello from the mailpulse demo.",
-                "tag": tag,
-            }
-            try:
-                response = await client.post("/v1/mail/send", json=body, auth=(user, key))
-                if response.status_code != 202:
-                    log.warning("demo send refused: %s %s", response.status_code, response.text)
-            except httpx.HTTPError as exc:
-                log.info("demo: web not reachable yet (%s)", exc)
-            await asyncio.sleep(1.0)
+            for user, key, tag in users:
+                n = rng.randint(max(1, round(share / 2)), max(1, round(share * 1.5)))
+                body = {
+                    "from": f"Demo Shop <{tag}@shop.mailpulse.example>",
+                    "to": _recipients(counter, n, rng),
+                    "subject": f"Your {tag} #{next(counter)}",
+                    "html": "<p>Hello from the mailpulse demo.</p>",
+                    "text": "Hello from the mailpulse demo.",
+                    "tag": tag,
+                }
+                try:
+                    response = await client.post("/v1/mail/send", json=body, auth=(user, key))
+                    if response.status_code != 202:
+                        log.warning("demo send refused: %s %s", response.status_code, response.text)
+                except httpx.HTTPError as exc:
+                    log.info("demo: web not reachable yet (%s)", exc)
+            next_tick = max(next_tick + 1.0, loop.time())
+            await asyncio.sleep(next_tick - loop.time())

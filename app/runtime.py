@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import uvloop
 from redis.asyncio import Redis
 
 from app.embedded_redis import EmbeddedRedis
+from app.redis_cluster import ClusterClient, is_cluster_url
 from app.settings import Settings
 from queue_engine.engine import Engine
+from queue_engine.policy import DEFAULT_POLICY_FILE, Policy, load_policy
 from queue_engine.routing import Router, load_routes
 from web.api import ApiConfig
 
@@ -40,9 +42,20 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def connect(url: str) -> Redis:
-    client: Redis = Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
-    )
+    """A client for REDIS_URL: a cluster client for `redis+cluster://`, else the plain one.
+
+    The cluster client is typed as `Redis` for the code below `app/`: it runs
+    every command, pipeline, script and pubsub the engine and the web app use
+    (see app/redis_cluster.py, and tests/cluster for the proof on a cluster).
+    """
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+    }
+    if is_cluster_url(url):
+        return cast(Redis, ClusterClient.from_cluster_url(url, **options))
+    client: Redis = Redis.from_url(url, **options)
     return client
 
 
@@ -51,8 +64,12 @@ def router(settings: Settings) -> Router:
     return Router(routes, dns_server=settings.dns_server)
 
 
+def policy(settings: Settings) -> Policy:
+    return load_policy(settings.policy_file or DEFAULT_POLICY_FILE)
+
+
 def engine(settings: Settings, redis: Redis) -> Engine:
-    return Engine(redis, settings.engine_config(), router(settings))
+    return Engine(redis, settings.engine_config(), router(settings), policy=policy(settings))
 
 
 def api_config(settings: Settings) -> ApiConfig:

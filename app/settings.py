@@ -18,6 +18,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from redis.connection import parse_url
+
+from app.redis_cluster import is_cluster_url, parse_cluster_url
 from queue_engine.config import EngineConfig
 
 
@@ -74,6 +77,16 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(ipaddress.ip_network(item.strip()) for item in raw.split(",") if item.strip())
 
 
+def _redis_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    if is_cluster_url(raw):
+        parse_cluster_url(raw)
+    else:
+        parse_url(raw)  # type: ignore[no-untyped-call]  # ValueError names the schemes
+    return raw
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -82,7 +95,7 @@ def _log_level(raw: str) -> str:
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "redis_url": lambda raw: raw or None,
+    "redis_url": _redis_url,
     "data_dir": Path,
     "http_host": _host,
     "http_port": _port,
@@ -96,8 +109,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "retry_max_seconds": _positive_float,
     "max_age_seconds": _positive_float,
     "smtp_timeout_seconds": _positive_float,
-    "connections_per_host": _positive_int,
-    "messages_per_connection": _positive_int,
+    "policy_file": _optional_path,
     "lease_seconds": _positive_float,
     "batch_size": _positive_int,
     "helo_name": lambda raw: _host(raw) if raw else "",
@@ -112,7 +124,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = _spec(
-        "REDIS_URL", "", "Redis to use. Unset: an embedded redis-server under the data dir."
+        "REDIS_URL",
+        "",
+        "Redis to use; `redis+cluster://host:port[,host:port...]` for Redis Cluster."
+        " Unset: an embedded redis-server under the data dir.",
     )
     data_dir: Path = _spec(
         "MAILPULSE_DATA_DIR", "./.mailpulse", "Embedded Redis data (AOF), secret key, exports."
@@ -157,13 +172,11 @@ class Settings:
     smtp_timeout_seconds: float = _spec(
         "MAILPULSE_SMTP_TIMEOUT_SECONDS", "60", "Timeout of each SMTP step (connect, command)."
     )
-    connections_per_host: int = _spec(
-        "MAILPULSE_CONNECTIONS_PER_HOST",
-        "8",
-        "Concurrent SMTP connections per engine process to one destination host.",
-    )
-    messages_per_connection: int = _spec(
-        "MAILPULSE_MESSAGES_PER_CONNECTION", "100", "Messages sent over one connection before QUIT."
+    policy_file: Path | None = _spec(
+        "MAILPULSE_POLICY",
+        "",
+        "TOML delivery policy: sending IPs, quotas, connection limits per domain."
+        " Unset: the bundled queue_engine/default_policy.toml.",
     )
     lease_seconds: float = _spec(
         "MAILPULSE_LEASE_SECONDS",
@@ -238,8 +251,6 @@ class Settings:
             retry_max_seconds=self.retry_max_seconds,
             max_age_seconds=self.max_age_seconds,
             smtp_timeout_seconds=self.smtp_timeout_seconds,
-            connections_per_host=self.connections_per_host,
-            messages_per_connection=self.messages_per_connection,
             lease_seconds=self.lease_seconds,
             batch_size=self.batch_size,
             helo_name=self.helo_name,

@@ -20,12 +20,12 @@ from pathlib import Path
 from types import FrameType
 
 from app import runtime
-from app.embedded_redis import _free_port
 from app.process import die_with_parent
 from app.settings import Settings
 
 STOP_GRACE_SECONDS = 10.0
 RESTART_DELAY_MAX = 30.0
+ROUTES_WAIT_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -36,11 +36,12 @@ class Part:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    env: dict[str, str] | None = None  # this part's own environment, if not the shared one
 
     def start(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", *self.argv],
-            env=env,
+            env=self.env if self.env is not None else env,
             preexec_fn=die_with_parent,
             stdin=subprocess.DEVNULL,
         )
@@ -60,18 +61,24 @@ def supervise(settings: Settings, *, demo: bool) -> int:
         base_url = f"http://{settings.http_host}:{settings.http_port}"
         parts = [Part("web", ["web"]), Part("engine", ["engine"]), Part("inbound", ["inbound"])]
         creds: dict[str, str] = {}
+        routes: Path | None = None
         if demo:
-            sim_port = _free_port()
-            routes = _write_demo_routes(settings.data_dir, sim_port)
-            env["MAILPULSE_ROUTES"] = str(routes)
             creds = asyncio.run(_demo_account(settings, url))
-            parts += [
-                Part("simulate", ["simulate", "--port", str(sim_port)]),
-                Part("demo", ["demo-traffic", "--url", base_url]),
-            ]
+            simulator, routes = _start_simulator(settings.data_dir, env)
+            parts = [simulator, *parts, Part("demo", ["demo-traffic", "--url", base_url])]
+            try:
+                ready = _wait_for_routes(simulator, routes, stop)
+            except BaseException:
+                _stop_all(parts)
+                raise
+            if not ready:
+                _stop_all(parts)
+                return 0 if stop.is_set() else 1
+            env["MAILPULSE_ROUTES"] = str(routes)
         for part in parts:
-            part.start(env)
-        _banner(settings, base_url, url, creds)
+            if part.proc is None:
+                part.start(env)
+        _banner(settings, base_url, url, creds, routes)
         try:
             _watch(parts, env, stop)
         finally:
@@ -89,14 +96,45 @@ async def _demo_account(settings: Settings, url: str) -> dict[str, str]:
         await redis.aclose()
 
 
-def _write_demo_routes(data_dir: Path, port: int) -> Path:
-    """Every domain to the simulator: demo mail can never leave this machine."""
-    path = data_dir / "demo-routes.toml"
-    path.write_text(f'[routes]\n"*" = "127.0.0.1:{port}"\n')
-    return path
+def _start_simulator(data_dir: Path, env: dict[str, str]) -> tuple[Part, Path]:
+    """The simulator on free ports; it writes the demo routes once every profile listens.
+
+    Those routes send each profile's domains to its MP and every other domain ("*")
+    to the accepting one, so demo mail can never leave this machine. A restarted
+    simulator takes back the ports of the file, which the engine read at start-up.
+    """
+    routes = data_dir / "demo-routes.toml"
+    routes.unlink(missing_ok=True)  # from an earlier run: its ports are long gone
+    own_env = {k: v for k, v in env.items() if k != "MAILPULSE_ROUTES"}  # not written yet
+    part = Part("simulate", ["simulate", "--port", "0", "--routes-file", str(routes)], env=own_env)
+    part.start(env)
+    return part, routes
 
 
-def _banner(settings: Settings, base_url: str, url: str, creds: dict[str, str]) -> None:
+def _wait_for_routes(
+    simulator: Part, routes: Path, stop: threading.Event, timeout: float = ROUTES_WAIT_SECONDS
+) -> bool:
+    """Whether the simulator wrote its routes file (the engine reads it once, at start-up)."""
+    deadline = time.monotonic() + timeout
+    while not routes.exists():
+        assert simulator.proc is not None
+        code = simulator.proc.poll()
+        if code is not None:
+            print(f"mailpulse: simulate exited with {code} before writing {routes}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return False
+        if time.monotonic() > deadline:
+            print(f"mailpulse: simulate did not write {routes} within {timeout:.0f}s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return False
+        if stop.wait(0.05):
+            return False
+    return True
+
+
+def _banner(
+    settings: Settings, base_url: str, url: str, creds: dict[str, str], routes: Path | None
+) -> None:
     lines = [
         "",
         f"mailpulse is running: {base_url}/  (API, health at {base_url}/healthz)",
@@ -114,6 +152,8 @@ def _banner(settings: Settings, base_url: str, url: str, creds: dict[str, str]) 
             f"    curl -u {creds['api_user']}:{creds['api_key']} '{base_url}/v1/emails?limit=5'",
             f"  (credentials kept in {settings.data_dir / 'demo.json'})",
         ]
+    if routes is not None:
+        lines.append(f"  MP simulator on 127.0.0.1, demo domains routed by {routes}")
     lines.append("Ctrl-C stops everything.\n")
     print("\n".join(lines), flush=True)
 

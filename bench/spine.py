@@ -424,6 +424,12 @@ def system(sink: Sink, args: argparse.Namespace, tmp: Path) -> Iterator[System]:
     url = redis.start()
     routes = tmp / "routes.toml"
     routes.write_text(f'[routes]\n"*" = "127.0.0.1:{sink.port}"\n')
+    # The default policy's limits stay on (a quota check costs nothing when unset);
+    # only the connection count is the bench's, as the baseline uses it too.
+    policy = tmp / "policy.toml"
+    policy.write_text(
+        f"[default]\nmax_connections = {args.connections}\nnew_connections_per_minute = 100000\n"
+    )
     http_port = free_port()
     env = {
         **os.environ,
@@ -432,7 +438,7 @@ def system(sink: Sink, args: argparse.Namespace, tmp: Path) -> Iterator[System]:
         "MAILPULSE_HTTP_PORT": str(http_port),
         "MAILPULSE_SMTP_PORT": str(free_port()),
         "MAILPULSE_ROUTES": str(routes),
-        "MAILPULSE_CONNECTIONS_PER_HOST": str(args.connections),
+        "MAILPULSE_POLICY": str(policy),
         "MAILPULSE_HELO_NAME": "bench.local",
         "MAILPULSE_LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",

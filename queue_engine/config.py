@@ -14,15 +14,12 @@ class EngineConfig:
     retry_max_seconds: float = 3600.0
     max_age_seconds: float = 259200.0
     smtp_timeout_seconds: float = 60.0
-    connections_per_host: int = 8
-    messages_per_connection: int = 100
     lease_seconds: float = 300.0
     batch_size: int = 200
     helo_name: str = "localhost"
     return_path_domain: str | None = None
     retention_days: int = 90
     max_body_bytes: int = 10 * 1024 * 1024
-    throttle_pause_seconds: float = 300.0
 
     def retry_delay(self, attempts: int) -> float:
         """Exponential backoff: base, 2 base, 4 base, ... capped at retry_max_seconds."""

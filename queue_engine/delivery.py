@@ -27,7 +27,14 @@ from queue_engine.message import recipient_prefix
 from queue_engine.queues import QueueStore
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
 from queue_engine.routing import Destination, Router, RoutingError
-from queue_engine.smtp_client import AttemptResult, Outcome, SmtpPool, send_one, wire_body
+from queue_engine.smtp_client import (
+    AttemptResult,
+    NoConnection,
+    Outcome,
+    SmtpPool,
+    send_one,
+    wire_body,
+)
 from queue_engine.statuses import Category, InvalidReason, PauseReason, Status, invalid_reason
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,7 @@ _FIELDS = [
     "request_ms",
     "connected",
     "log",
+    "reason",
 ]
 
 
@@ -57,6 +65,17 @@ class Pending:
     request_ms: int
     connected: bool
     delivery_log: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """An email this batch found already final: its index moves are redone, in case the
+    engine that finished it died between recording the status and moving the indexes."""
+
+    email_id: str
+    account: str | None
+    status: str | None
+    reason: str | None
 
 
 @dataclass(slots=True)
@@ -76,8 +95,13 @@ class BatchReport:
     retried: int = 0
     skipped: int = 0
     attempts: list[AttemptResult] = field(default_factory=list)
-    throttle: tuple[PauseReason, str] | None = None
-    """The MP said to slow down (reason, its reply): the queue pauses, the batch stops."""
+    pause: tuple[PauseReason, str, int | None] | None = None
+    """Why the queue must pause (reason, reply, until; None: the policy's throttle pause).
+    Set when the MP says to slow down or a limit runs out: the batch stops there."""
+    busy: bool = False
+    """Emails went back untried because every allowed connection was in use: the engine
+    should leave this queue alone for a moment. They keep their place (due now), so
+    they still go before mail that comes back from a dead engine's leases."""
 
 
 class Deliverer:
@@ -117,31 +141,62 @@ class Deliverer:
             else:
                 sendable.append(email)
         if sendable:
-            try:
-                destinations = await self.router.resolve(domain)
-            except RoutingError as exc:
-                updates += [self._unroutable(email, exc) for email in sendable]
-            else:
-                updates += await self._send_all(destinations, sendable, report, lease_deadline_ms)
+            updates += await self._route_and_send(domain, sendable, report, lease_deadline_ms)
         await self._record(tag, updates, gone, report)
-        if report.throttle:
-            reason, reply = report.throttle
+        if report.pause:
+            reason, reply, until = report.pause
             now = self.now_ms()
-            until = now + int(self.config.throttle_pause_seconds * 1000)
+            if until is None:
+                pause_s = self.pool.policy.for_domain(domain).throttle_pause_seconds
+                until = now + int(pause_s * 1000)
             await self.queues.pause(tag, reason, now, until, reply)
             log.info("queue %s paused (%s) until %s: %s", tag, reason, iso(until), reply)
         return report
 
-    async def _load(self, email_ids: list[str]) -> tuple[list[Pending], list[str]]:
+    async def _route_and_send(
+        self, domain: str, emails: list[Pending], report: BatchReport, lease_deadline_ms: int | None
+    ) -> list[Update]:
+        try:
+            destinations = await self.router.resolve(domain)
+        except RoutingError as exc:
+            return [self._unroutable(email, exc) for email in emails]
+        limiter = self.pool.limiter
+        grant = await limiter.take_domain(domain, len(emails))
+        allowed, over = emails[: grant.granted], emails[grant.granted :]
+        updates = [Update(email, {}, retry_at_ms=self.now_ms()) for email in over]
+        untried = 0
+        if allowed:
+            sent = await self._send_all(destinations, domain, allowed, report, lease_deadline_ms)
+            untried = sum(1 for u in sent if not u.fields)
+            await limiter.refund_domain(domain, untried)
+            updates += sent
+        if over and untried:
+            # Units were given back, so the quota is not spent: try again in a moment.
+            report.busy = True
+        elif over and not report.pause:
+            p = self.pool.policy.for_domain(domain)
+            report.pause = (
+                PauseReason.DOMAIN_QUOTA,
+                f"mailpulse: quota of {self.pool.policy.provider(domain)} reached"
+                f" ({p.quota_per_hour or 'no'} per hour, {p.quota_per_day or 'no'} per day)",
+                grant.until_ms,
+            )
+        return updates
+
+    async def _load(self, email_ids: list[str]) -> tuple[list[Pending], list[Settled]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for email_id in email_ids:
                 pipe.hmget(keys.email(email_id), _FIELDS)
             rows = await pipe.execute()
-        pending, gone = [], []
+        pending: list[Pending] = []
+        gone: list[Settled] = []
         for email_id, row in zip(email_ids, rows, strict=True):
             values = dict(zip(_FIELDS, row, strict=True))
             if values["status"] != Status.REQUESTING:
-                gone.append(email_id)  # already final (redelivered lease) or expired
+                # Already final (a redelivered lease) or expired.
+                gone.append(
+                    Settled(email_id, values["account"], values["status"], values["reason"])
+                )
                 continue
             pending.append(
                 Pending(
@@ -175,6 +230,7 @@ class Deliverer:
     async def _send_all(
         self,
         destinations: list[Destination],
+        domain: str,
         emails: list[Pending],
         report: BatchReport,
         lease_deadline_ms: int | None,
@@ -191,29 +247,48 @@ class Deliverer:
         )
         last_start_ms = None if lease_deadline_ms is None else lease_deadline_ms - margin_ms
 
+        refused: list[NoConnection] = []
+
         async def lane() -> None:
             while not todo.empty():
                 email = todo.get_nowait()
-                if report.throttle or (last_start_ms is not None and self.now_ms() > last_start_ms):
+                if report.pause or (last_start_ms is not None and self.now_ms() > last_start_ms):
                     updates.append(Update(email, {}, retry_at_ms=self.now_ms()))
                     continue
                 body = bodies[email.message_id]
                 if body is None:
                     updates.append(self._lost_body(email))
                     continue
-                result = await send_one(
-                    self.pool,
-                    destinations,
-                    self._envelope_sender(email),
-                    email.recipient,
-                    self._message(email, body),
-                    smtputf8=not email.recipient.isascii(),
-                )
+                try:
+                    result = await send_one(
+                        self.pool,
+                        destinations,
+                        domain,
+                        self._envelope_sender(email),
+                        email.recipient,
+                        self._message(email, body),
+                        smtputf8=not email.recipient.isascii(),
+                    )
+                except NoConnection as exc:
+                    # This lane gets no connection; the others carry on with the rest.
+                    refused.append(exc)
+                    updates.append(Update(email, {}, retry_at_ms=self.now_ms()))
+                    return
                 report.attempts.append(result)
                 updates.append(self._after_attempt(email, result, report))
 
-        lanes = min(len(emails), self.config.connections_per_host)
+        p = self.pool.policy
+        lanes = min(len(emails), p.for_domain(domain).max_connections * max(1, len(p.sources)))
         await asyncio.gather(*(lane() for _ in range(lanes)))
+        while not todo.empty():
+            updates.append(Update(todo.get_nowait(), {}, retry_at_ms=self.now_ms()))
+        report.busy = report.busy or any(exc.pause is None for exc in refused)
+        for exc in refused:
+            # Spent IP quotas stop the queue; a spent connection rate only when no
+            # connection of this batch could carry on.
+            stop = exc.pause is PauseReason.IP_QUOTA or (exc.pause and not report.attempts)
+            if stop and exc.pause and not report.pause:
+                report.pause = (exc.pause, exc.reply, exc.retry_at_ms)
         return updates
 
     def _envelope_sender(self, email: Pending) -> str:
@@ -263,7 +338,7 @@ class Deliverer:
             pause_reason = classify_reply(result.code, result.reply).pause_reason
             if pause_reason is not None:
                 # The pause is this email's backoff: it goes when the queue resumes.
-                report.throttle = report.throttle or (pause_reason, result.mp_reply)
+                report.pause = report.pause or (pause_reason, result.mp_reply, None)
                 return Update(email, fields, retry_at_ms=now)
         retry_at = now + int(self.config.retry_delay(email.attempts + 1) * 1000)
         if retry_at - email.request_ms > self.config.max_age_seconds * 1000:
@@ -307,7 +382,7 @@ class Deliverer:
         return self._fail(email, InvalidReason.OTHER, "mailpulse: message body expired")
 
     async def _record(
-        self, tag: str, updates: list[Update], gone: list[str], report: BatchReport
+        self, tag: str, updates: list[Update], gone: list[Settled], report: BatchReport
     ) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for u in updates:
@@ -319,24 +394,32 @@ class Deliverer:
                 await self._transition(keys=[keys.email(u.email.email_id)], args=args, client=pipe)
             results = iter(await pipe.execute() if any(u.fields for u in updates) else [])
         applied = [next(results) if u.fields else 1 for u in updates]
-        acks = list(gone)
+        overtaken = [u.email.email_id for u, ok in zip(updates, applied, strict=True) if not ok]
+        if overtaken:
+            gone = gone + (await self._load(overtaken))[1]
+        acks = [g.email_id for g in gone]
         retries: dict[str, int] = {}
         # Index moves grouped per key: one ZREM and a ZADD or two per batch, not per email.
         moved: dict[str, list[str]] = defaultdict(list)
         added: dict[str, dict[str, int]] = defaultdict(dict)
+
+        def move(email_id: str, account: str, status: str, reason: str | None) -> None:
+            moved[keys.index_status(account, Status.REQUESTING)].append(email_id)
+            added[keys.index_status(account, status)][email_id] = 0
+            if reason:
+                added[keys.index_status(account, status, reason)][email_id] = 0
+
+        for g in gone:
+            if g.account and g.status:  # an expired record has no indexes to mend
+                move(g.email_id, g.account, g.status, g.reason)
+        report.skipped += len(overtaken)
         for u, ok in zip(updates, applied, strict=True):
             if not ok:
-                acks.append(u.email.email_id)
-                report.skipped += 1
-            elif u.final:
+                continue
+            if u.final:
                 status, reason = u.final
                 acks.append(u.email.email_id)
-                moved[keys.index_status(u.email.account, Status.REQUESTING)].append(
-                    u.email.email_id
-                )
-                added[keys.index_status(u.email.account, status)][u.email.email_id] = 0
-                if reason:
-                    added[keys.index_status(u.email.account, status, reason)][u.email.email_id] = 0
+                move(u.email.email_id, u.email.account, status, reason)
                 if status is Status.DELIVERED:
                     report.delivered += 1
                 else:

@@ -21,6 +21,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from queue_engine import keys
 from queue_engine.config import EngineConfig
 from queue_engine.delivery import Deliverer
+from queue_engine.limits import SLOT_SECONDS, Limiter
+from queue_engine.policy import Policy
 from queue_engine.queues import QueueStore
 from queue_engine.retention import trim_indexes
 from queue_engine.routing import Router
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_ACTIVE_QUEUES = 256
 RECONCILE_SECONDS = 2.0
+BUSY_REST_MS = 500
 RETENTION_SECONDS = 3600.0
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -41,20 +44,21 @@ class Engine:
         config: EngineConfig,
         router: Router,
         clock: Callable[[], float] = time.time,
+        policy: Policy | None = None,
     ) -> None:
         self.redis = redis
         self.config = config
         self.clock = clock
+        self.limiter = Limiter(redis, policy or Policy(), clock)
         self.pool = SmtpPool(
-            helo_name=config.helo_name,
-            timeout=config.smtp_timeout_seconds,
-            connections_per_host=config.connections_per_host,
-            messages_per_connection=config.messages_per_connection,
+            helo_name=config.helo_name, timeout=config.smtp_timeout_seconds, limiter=self.limiter
         )
         self.queues = QueueStore(redis)
         self.deliverer = Deliverer(redis, config, router, self.pool, clock)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._resting: dict[str, int] = {}
+        """Queue → until when this engine leaves it alone (every connection was busy)."""
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -65,6 +69,7 @@ class Engine:
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._every(RECONCILE_SECONDS, self._reconcile)),
             asyncio.create_task(self._every(5.0, self.pool.close_idle)),
+            asyncio.create_task(self._every(SLOT_SECONDS / 3, self.pool.heartbeat)),
             asyncio.create_task(self._every(RETENTION_SECONDS, self._trim)),
         ]
         try:
@@ -91,8 +96,11 @@ class Engine:
     async def _start_due(self) -> float:
         now = self.now_ms()
         room = MAX_ACTIVE_QUEUES - len(self._active)
+        self._resting = {t: until for t, until in self._resting.items() if until > now}
         for tag in await self.queues.due_queues(now, limit=room + len(self._active)):
-            if tag not in self._active and len(self._active) < MAX_ACTIVE_QUEUES:
+            if len(self._active) >= MAX_ACTIVE_QUEUES:
+                break
+            if tag not in self._active and tag not in self._resting:
                 self._active[tag] = asyncio.create_task(self._drain(tag))
         next_due = await self.queues.next_due_ms()
         if next_due is not None and next_due > now:
@@ -108,7 +116,10 @@ class Engine:
                 if not claim.email_ids:
                     await self.queues.set_due(tag, claim.next_due_ms)
                     return
-                await self.deliverer.deliver(tag, claim.email_ids, now + lease_ms)
+                report = await self.deliverer.deliver(tag, claim.email_ids, now + lease_ms)
+                if report.busy and not report.attempts:
+                    self._resting[tag] = self.now_ms() + BUSY_REST_MS
+                    return
         except _REDIS_DOWN as exc:
             log.warning("engine: queue %s interrupted by redis (%s); leases will expire", tag, exc)
         except Exception:

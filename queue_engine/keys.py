@@ -117,3 +117,21 @@ def queue_pause(tag: str) -> str:
 def api_user_queues(api_user_name: str) -> str:
     """SET of the recipient domains an API_USER has queues for."""
     return f"au:{api_user_name}:queues"
+
+
+# Limits (policy.py). Keys of one limit share a hash tag so each check is one Lua call.
+
+
+def quota(scope: str, name: str, window: str, index: int) -> str:
+    """Counter of one fixed quota window: scope "dom" (provider) or "ip", window "h" or "d"."""
+    return f"quota:{{{scope}:{name}}}:{window}:{index}"
+
+
+def connection_slots(source: str, provider: str) -> str:
+    """ZSET of open connections (slot id -> expiry ms) of one (sending IP, provider)."""
+    return f"conn:{{{source}/{provider}}}:open"
+
+
+def connection_rate(source: str, provider: str, minute: int) -> str:
+    """New connections opened in one clock minute by one (sending IP, provider)."""
+    return f"conn:{{{source}/{provider}}}:new:{minute}"

@@ -103,8 +103,10 @@ class QueueStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(keys.queue_pause(tag))
             pipe.zadd(keys.QUEUES_DUE, {tag: now_ms})
-            pipe.publish(keys.WAKE_CHANNEL, "resume")
-            deleted, _, _ = await pipe.execute()
+            deleted, _ = await pipe.execute()
+        # Published only once the pause is gone: on a cluster a pipeline's writes to
+        # different nodes land in no set order, and an early wake-up finds nothing.
+        await self.redis.publish(keys.WAKE_CHANNEL, "resume")
         return bool(deleted)
 
     async def get_pause(self, tag: str) -> Pause | None:

@@ -20,7 +20,10 @@ from enum import StrEnum
 
 import aiosmtplib
 
+from queue_engine.limits import Limiter, SlotDenied
+from queue_engine.policy import Policy
 from queue_engine.routing import Destination
+from queue_engine.statuses import PauseReason
 
 IDLE_SECONDS = 10.0
 LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
@@ -48,13 +51,27 @@ class AttemptResult:
         return f"{self.code} {self.reply}" if self.code else self.reply
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Connection:
     smtp: aiosmtplib.SMTP
     destination: Destination
     sending_ip: str
+    source: str
+    """The configured egress source ("" when the OS picks)."""
+    domain: str
+    slot: str
     sent: int = 0
     idle_since: float = 0.0
+
+
+class NoConnection(Exception):
+    """The policy allows no connection now; `pause` says why when waiting will not help soon."""
+
+    def __init__(self, pause: PauseReason | None, retry_at_ms: int, reply: str) -> None:
+        super().__init__(reply)
+        self.pause = pause
+        self.retry_at_ms = retry_at_ms
+        self.reply = reply
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -67,28 +84,34 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class SmtpPool:
-    def __init__(
-        self,
-        *,
-        helo_name: str,
-        timeout: float,
-        connections_per_host: int,
-        messages_per_connection: int,
-    ) -> None:
+    """Connections per (MX host, provider), opened under the policy's limits.
+
+    An idle connection is reused before a new one is opened; a new one takes a
+    slot from the limiter on the next egress source in turn whose IP quota is
+    not spent, so the limits hold across every engine process.
+    """
+
+    def __init__(self, *, helo_name: str, timeout: float, limiter: Limiter) -> None:
         self.helo_name = helo_name
         self.timeout = timeout
-        self.messages_per_connection = messages_per_connection
-        self._idle: dict[tuple[str, int], list[Connection]] = defaultdict(list)
-        self._slots: dict[tuple[str, int], asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(connections_per_host)
-        )
+        self.limiter = limiter
+        self._idle: dict[tuple[str, int, str], list[Connection]] = defaultdict(list)
+        self._turn: dict[str, int] = defaultdict(int)
+        self._spent: dict[str, int] = {}
+        """Egress source → when its IP quota refills, as far as this process knows."""
+        self._open_conns: set[Connection] = set()
         self._tls = _tls_context()
 
-    async def _open(self, destination: Destination) -> Connection:
+    @property
+    def policy(self) -> Policy:
+        return self.limiter.policy
+
+    async def _open(self, destination: Destination, source: str) -> aiosmtplib.SMTP:
         smtp = aiosmtplib.SMTP(
             hostname=destination.host,
             port=destination.port,
             local_hostname=self.helo_name,
+            source_address=(source, 0) if source else None,
             timeout=self.timeout,
             start_tls=None,
             tls_context=self._tls,
@@ -98,29 +121,106 @@ class SmtpPool:
         except BaseException:
             smtp.close()  # a cancelled connect must not leave the socket open
             raise
-        sockname = smtp.get_transport_info("sockname")
-        return Connection(smtp, destination, sockname[0] if sockname else "")
+        return smtp
+
+    def _sources(self, domain: str) -> list[str]:
+        """Egress sources in turn for this provider, without those whose IP quota is spent."""
+        now = self.limiter.now_ms()
+        sources = list(self.policy.sources) or [""]
+        start = self._turn[self.policy.provider(domain)] % len(sources)
+        rotated = sources[start:] + sources[:start]
+        return [s for s in rotated if self._spent.get(s, 0) <= now]
+
+    async def _ip_quota(self, source: str) -> bool:
+        """Take one unit of the source's IP quota; False (and remembered) when it is spent."""
+        if not self.limiter.ip_quota:
+            return True
+        grant = await self.limiter.take_ip(source, 1)
+        if grant.granted:
+            return True
+        self._spent[source] = grant.until_ms or self.limiter.now_ms() + 60_000
+        return False
+
+    async def _acquire(self, destination: Destination, domain: str) -> Connection:
+        provider = self.policy.provider(domain)
+        idle = self._idle[(destination.host, destination.port, provider)]
+        while idle:
+            conn = idle.pop()
+            if conn.smtp.is_connected and await self._ip_quota(conn.source):
+                return conn
+            await self._release(conn)
+        denied: set[SlotDenied] = set()
+        for source in self._sources(domain):
+            if not await self._ip_quota(source):
+                continue
+            slot, why = await self.limiter.open_slot(source, domain)
+            if slot is None:
+                assert why is not None
+                denied.add(why)
+                await self.limiter.refund_ip(source, 1)
+                continue
+            self._turn[provider] += 1
+            try:
+                smtp = await self._open(destination, source)
+            except BaseException:
+                await self.limiter.close_slot(source, domain, slot)
+                await self.limiter.refund_ip(source, 1)
+                raise
+            sockname = smtp.get_transport_info("sockname")
+            sending_ip = sockname[0] if sockname else source
+            conn = Connection(smtp, destination, sending_ip, source, domain, slot)
+            self._open_conns.add(conn)
+            return conn
+        raise self._why_not(domain, denied)
+
+    def _why_not(self, domain: str, denied: set[SlotDenied]) -> NoConnection:
+        now = self.limiter.now_ms()
+        if SlotDenied.OPEN in denied:
+            return NoConnection(None, now + 1000, "all connections allowed are in use")
+        if SlotDenied.RATE in denied:
+            p = self.policy.for_domain(domain)
+            return NoConnection(
+                PauseReason.IP_CONNECTION_RATE,
+                self.limiter.next_minute_ms(),
+                f"mailpulse: {p.new_connections_per_minute} new connections a minute per IP"
+                f" to {self.policy.provider(domain)} reached on every sending IP",
+            )
+        refill = min((self._spent.get(s, now) for s in self.policy.sources or [""]), default=now)
+        return NoConnection(
+            PauseReason.IP_QUOTA,
+            max(refill, now + 1000),
+            "mailpulse: IP quota reached on every sending IP",
+        )
+
+    async def _release(self, conn: Connection) -> None:
+        self._open_conns.discard(conn)
+        await _quit(conn)
+        await self.limiter.close_slot(conn.source, conn.domain, conn.slot)
+
+    async def heartbeat(self) -> None:
+        """Renew the slots of every open connection; engines call this every few seconds."""
+        if self._open_conns:
+            await self.limiter.renew_slots([(c.source, c.domain, c.slot) for c in self._open_conns])
 
     @contextlib.asynccontextmanager
-    async def connection(self, destination: Destination) -> AsyncIterator[Connection]:
-        """A live connection to destination, held exclusively until the block ends."""
-        key = (destination.host, destination.port)
-        async with self._slots[key]:
-            idle = self._idle[key]
-            conn = idle.pop() if idle else None
-            if conn is None or not conn.smtp.is_connected:
-                conn = await self._open(destination)
-            try:
-                yield conn
-            except BaseException:
-                conn.smtp.close()
-                raise
-            conn.sent += 1
-            if conn.smtp.is_connected and conn.sent < self.messages_per_connection:
-                conn.idle_since = time.monotonic()
-                idle.append(conn)
-            else:
-                await _quit(conn)
+    async def connection(self, destination: Destination, domain: str) -> AsyncIterator[Connection]:
+        """A live connection to destination for domain, held exclusively until the block ends."""
+        conn = await self._acquire(destination, domain)
+        try:
+            yield conn
+        except BaseException:
+            conn.smtp.close()
+            self._open_conns.discard(conn)
+            await self.limiter.close_slot(conn.source, conn.domain, conn.slot)
+            raise
+        conn.sent += 1
+        limit = self.policy.for_domain(domain).messages_per_connection
+        if conn.smtp.is_connected and conn.sent < limit:
+            conn.idle_since = time.monotonic()
+            key = (destination.host, destination.port, self.policy.provider(domain))
+            self._idle[key].append(conn)
+        else:
+            await self._release(conn)
 
     async def close_idle(self, older_than: float = IDLE_SECONDS) -> None:
         cutoff = time.monotonic() - older_than
@@ -128,7 +228,7 @@ class SmtpPool:
             stale = [c for c in conns if c.idle_since <= cutoff]
             for conn in stale:
                 conns.remove(conn)
-            await asyncio.gather(*(_quit(c) for c in stale))
+            await asyncio.gather(*(self._release(c) for c in stale))
 
     async def close(self) -> None:
         await self.close_idle(older_than=-1.0)
@@ -144,17 +244,21 @@ async def _quit(conn: Connection) -> None:
 async def send_one(
     pool: SmtpPool,
     destinations: list[Destination],
+    domain: str,
     sender: str,
     recipient: str,
     message: bytes,
     smtputf8: bool,
 ) -> AttemptResult:
-    """One SMTP transaction, trying the destinations in order until one answers."""
+    """One SMTP transaction, trying the destinations in order until one answers.
+
+    Raises NoConnection when the policy allows no connection at all right now.
+    """
     failure = AttemptResult(Outcome.TEMPORARY, None, "no destination", "", "", False, "connect")
     for destination in destinations:
         mx = f"{destination.mx}:{destination.port}"
         try:
-            async with pool.connection(destination) as conn:
+            async with pool.connection(destination, domain) as conn:
                 return await _transaction(conn, mx, sender, recipient, message, smtputf8)
         except aiosmtplib.SMTPConnectResponseError as exc:
             failure = _refused_greeting(exc, mx)

@@ -194,11 +194,17 @@ class Submitter:
                 pipe.expire(key, retention)
             if records[0].tag:
                 pipe.expire(keys.index_tag(account, records[0].tag), retention)
+            await pipe.execute()
+        if not by_queue:
+            return
+        # Enqueued only once the records and body are stored: on Redis Cluster one
+        # pipeline writes to several nodes at once, and an engine that claimed an
+        # email before its record landed would drop it as gone.
+        async with self.redis.pipeline(transaction=False) as pipe:
             for tag, ids in by_queue.items():
                 await self.queues.enqueue(pipe, tag, ids, now_ms)
-            if by_queue:
-                pipe.publish(keys.WAKE_CHANNEL, "enqueue")
             await pipe.execute()
+        await self.redis.publish(keys.WAKE_CHANNEL, "enqueue")
 
 
 def record_indexes(r: EmailRecord) -> list[str]:

@@ -23,17 +23,23 @@ from app.simulator import MPServer
 from queue_engine.accounts import EmailType, create_account, create_api_user
 from queue_engine.config import EngineConfig
 from queue_engine.engine import Engine
+from queue_engine.policy import DomainPolicy, Policy
 from queue_engine.routing import Destination, Router
 from web.api import ApiConfig
 from web.app import create_web_app
+
+TEST_POLICY = Policy(
+    default=DomainPolicy(
+        max_connections=4, new_connections_per_minute=100_000, messages_per_connection=50
+    )
+)
+"""Limits that never get in a test's way unless the test asks for them."""
 
 TEST_CONFIG = EngineConfig(
     retry_base_seconds=0.2,
     retry_max_seconds=1.0,
     max_age_seconds=60.0,
     smtp_timeout_seconds=5.0,
-    connections_per_host=4,
-    messages_per_connection=50,
     lease_seconds=30.0,
     batch_size=100,
     helo_name="mailpulse.test",
@@ -108,6 +114,11 @@ def engine_config() -> EngineConfig:
 
 
 @pytest.fixture
+def test_policy() -> Policy:
+    return TEST_POLICY
+
+
+@pytest.fixture
 async def client(
     redis_url: str, redis: Redis, engine_config: EngineConfig
 ) -> AsyncIterator[httpx.AsyncClient]:
@@ -128,6 +139,7 @@ async def start_engine(
         mp: MPServer | None = None,
         routes: dict[str, Destination] | None = None,
         router: Router | None = None,
+        policy: Policy = TEST_POLICY,
         **overrides: Any,
     ) -> Engine:
         if router is None:
@@ -136,7 +148,7 @@ async def start_engine(
                 routes = {"*": Destination("127.0.0.1", mp.port, "mp.test")}
             router = Router(routes)
         client = connect(redis_url)
-        engine = Engine(client, replace(engine_config, **overrides), router)
+        engine = Engine(client, replace(engine_config, **overrides), router, policy=policy)
         running.append((asyncio.create_task(engine.run()), client))
         return engine
 

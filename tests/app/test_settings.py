@@ -107,7 +107,7 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         ("MAILPULSE_HELO_NAME", "mx .example"),
         ("MAILPULSE_MAX_BODY_BYTES", "0"),
         ("MAILPULSE_BATCH_SIZE", "1.5"),
-        ("MAILPULSE_CONNECTIONS_PER_HOST", "many"),
+        ("MAILPULSE_LEASE_SECONDS", "many"),
         ("MAILPULSE_RETRY_BASE_SECONDS", "-1"),
         ("MAILPULSE_RETRY_MAX_SECONDS", "nan"),
         ("MAILPULSE_LEASE_SECONDS", "0"),

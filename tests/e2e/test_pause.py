@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP
 
 from queue_engine import keys
+from queue_engine.policy import Policy
 from queue_engine.queues import QueueStore
 from queue_engine.routing import Destination, Router
 from queue_engine.statuses import PauseReason
@@ -66,14 +68,18 @@ async def _queue(client, auth, domain: str = "gmail.example") -> dict[str, Any] 
     return found[0] if found else None
 
 
+def _pausing(policy: Policy, seconds: float) -> Policy:
+    return replace(policy, default=replace(policy.default, throttle_pause_seconds=seconds))
+
+
 def _router(mp: ThrottlingMP) -> Router:
     return Router({"*": Destination("127.0.0.1", mp.port, "mx.gmail.example")})  # type: ignore[attr-defined]
 
 
 async def test_throttle_reply_pauses_and_resume_sends_at_once(
-    client, sender, throttling_mp, start_engine, wait_for
+    client, sender, throttling_mp, start_engine, wait_for, test_policy
 ):
-    await start_engine(router=_router(throttling_mp), throttle_pause_seconds=3600)
+    await start_engine(router=_router(throttling_mp), policy=_pausing(test_policy, 3600))
     await _send(client, sender, 20)
 
     async def paused() -> Any:
@@ -106,9 +112,9 @@ async def test_throttle_reply_pauses_and_resume_sends_at_once(
 
 
 async def test_pause_ends_by_itself_at_its_next_outbound_time(
-    client, sender, throttling_mp, start_engine, wait_for
+    client, sender, throttling_mp, start_engine, wait_for, test_policy
 ):
-    await start_engine(router=_router(throttling_mp), throttle_pause_seconds=1.0)
+    await start_engine(router=_router(throttling_mp), policy=_pausing(test_policy, 1.0))
     [email_id] = await _send(client, sender, 1)
 
     async def paused() -> Any:

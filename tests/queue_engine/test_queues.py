@@ -6,6 +6,7 @@ import time
 
 from queue_engine import keys
 from queue_engine.delivery import Deliverer
+from queue_engine.limits import Limiter
 from queue_engine.queues import QueueStore
 from queue_engine.routing import Destination, Router
 from queue_engine.smtp_client import SmtpPool
@@ -65,13 +66,13 @@ async def test_set_due_keeps_a_concurrent_enqueue(redis):
 
 
 async def test_redelivered_batch_is_not_sent_or_counted_twice(
-    client, sender, mp, engine_config, redis
+    client, sender, mp, engine_config, redis, test_policy
 ):
     body = {"from": "a@acme.example", "to": ["x@gmail.example", "y@gmail.example"], "text": "t"}
     ids = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()["email_ids"]
     tag = keys.queue_tag(sender.api_user, "gmail.example")
     store = QueueStore(redis)
-    pool = SmtpPool(helo_name="t", timeout=5, connections_per_host=2, messages_per_connection=10)
+    pool = SmtpPool(helo_name="t", timeout=5, limiter=Limiter(redis, test_policy, time.time))
     router = Router({"*": Destination("127.0.0.1", mp.port, "mp")})
     deliverer = Deliverer(redis, engine_config, router, pool, time.time)
     now = int(time.time() * 1000)
@@ -124,13 +125,13 @@ async def test_retention_trims_old_index_entries(client, sender, redis):
 
 
 async def test_emails_not_started_before_the_lease_ends_go_back_untried(
-    client, sender, mp, engine_config, redis
+    client, sender, mp, engine_config, redis, test_policy
 ):
     body = {"from": "a@acme.example", "to": ["x@gmail.example", "y@gmail.example"], "text": "t"}
     ids = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()["email_ids"]
     tag = keys.queue_tag(sender.api_user, "gmail.example")
     store = QueueStore(redis)
-    pool = SmtpPool(helo_name="t", timeout=5, connections_per_host=2, messages_per_connection=10)
+    pool = SmtpPool(helo_name="t", timeout=5, limiter=Limiter(redis, test_policy, time.time))
     deliverer = Deliverer(
         redis,
         engine_config,
