@@ -5,7 +5,8 @@
 -- ARGV[1] = now ms
 -- ARGV[2] = lease deadline ms for what is claimed now
 -- ARGV[3] = how many to claim at most
--- Returns {claimed ids, earliest ms anything in the queue needs a worker or false}.
+-- Returns {claimed ids, earliest ms anything in the queue needs a worker or false,
+-- 1 if the queue is paused (the second item is then the pause's end) else 0}.
 -- Leases past their deadline belong to a worker that died: they go back to
 -- ready first, so nothing claimed is ever lost. A paused queue gives nothing
 -- until its pause ends; a pause whose time has come ends here.
@@ -22,7 +23,7 @@ if #expired > 0 then
 end
 local paused_until = tonumber(redis.call('HGET', KEYS[3], 'until_ms') or '0')
 if paused_until > now then
-  return {{}, tostring(paused_until)}
+  return {{}, tostring(paused_until), 1}
 elseif paused_until > 0 then
   redis.call('DEL', KEYS[3])
 end
@@ -42,4 +43,4 @@ local due = false
 if ready[2] then due = tonumber(ready[2]) end
 if lease[2] and (not due or tonumber(lease[2]) < due) then due = tonumber(lease[2]) end
 if due then due = tostring(due) end
-return {ids, due}
+return {ids, due, 0}

@@ -90,8 +90,11 @@ class Engine:
             except _REDIS_DOWN as exc:
                 log.warning("engine: redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 timeout, backoff = backoff, min(backoff * 2, 5.0)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the event fires, and the engine never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _start_due(self) -> float:
         now = self.now_ms()
@@ -113,6 +116,8 @@ class Engine:
                 now = self.now_ms()
                 lease_ms = int(self.config.lease_seconds * 1000)
                 claim = await self.queues.claim(tag, now, lease_ms, self.config.batch_size)
+                if claim.paused:
+                    return  # the claim left the due hint at the pause's end
                 if not claim.email_ids:
                     await self.queues.set_due(tag, claim.next_due_ms)
                     return

@@ -26,6 +26,7 @@ _HERE = Path(__file__).parent
 class Claim:
     email_ids: list[str]
     next_due_ms: int | None
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +68,15 @@ class QueueStore:
         await self.windows.add(pipe, tag, now_ms // 1000, inbound=len(email_ids))
 
     async def claim(self, tag: str, now_ms: int, lease_ms: int, limit: int) -> Claim:
-        ids, due = await self._claim(
+        ids, due, paused = await self._claim(
             keys=[keys.queue_ready(tag), keys.queue_lease(tag), keys.queue_pause(tag)],
             args=[now_ms, now_ms + lease_ms, limit],
         )
-        return Claim(list(ids), int(due) if due else None)
+        if paused:
+            # The due hint goes to the pause's end as is: set_due would pull it back to
+            # the waiting mail's due time and the engines would spin on a paused queue.
+            await self.redis.zadd(keys.QUEUES_DUE, {tag: int(due)})
+        return Claim(list(ids), int(due) if due else None, bool(paused))
 
     def ack(self, pipe: Pipeline, tag: str, email_ids: list[str]) -> None:
         if email_ids:

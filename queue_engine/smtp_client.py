@@ -236,7 +236,8 @@ class SmtpPool:
 
 async def _quit(conn: Connection) -> None:
     try:
-        await asyncio.wait_for(conn.smtp.quit(), 5)
+        async with asyncio.timeout(5):
+            await conn.smtp.quit()
     except (aiosmtplib.SMTPException, OSError, TimeoutError):
         conn.smtp.close()
 
