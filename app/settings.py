@@ -255,6 +255,7 @@ class Settings:
             batch_size=self.batch_size,
             helo_name=self.helo_name,
             return_path_domain=self.return_path_domain,
+            secret=self.signing_key(),
             retention_days=self.retention_days,
             max_body_bytes=self.max_body_bytes,
         )

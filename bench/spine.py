@@ -51,6 +51,7 @@ from app.embedded_redis import EmbeddedRedis
 from app.process import die_with_parent
 from queue_engine import keys
 from queue_engine.accounts import EmailType, create_account, create_api_user
+from queue_engine.correlation import token
 from queue_engine.message import build_body, recipient_prefix
 from queue_engine.records import new_email_id
 
@@ -307,7 +308,11 @@ def wire_messages(rcpts: list[str]) -> list[bytes]:
         utf8=False,
     ).encode()
     id_domain = SENDER.rpartition("@")[2]
-    return [recipient_prefix(r, new_email_id(now_ms), id_domain).encode() + body for r in rcpts]
+    return [
+        recipient_prefix(r, email_id, id_domain, token(b"bench", email_id)).encode() + body
+        for r in rcpts
+        for email_id in [new_email_id(now_ms)]
+    ]
 
 
 # --- the baseline: raw aiosmtplib -----------------------------------------------------

@@ -18,6 +18,8 @@ class EngineConfig:
     batch_size: int = 200
     helo_name: str = "localhost"
     return_path_domain: str | None = None
+    secret: bytes = b"mailpulse-test-secret"
+    """Signs return paths and X-Mailpulse-Id headers (correlation.py); the settings' key."""
     retention_days: int = 90
     max_body_bytes: int = 10 * 1024 * 1024
 

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from queue_engine import keys
 from queue_engine.classify import classify_reply
 from queue_engine.config import EngineConfig
+from queue_engine.correlation import return_path, token
 from queue_engine.message import recipient_prefix
 from queue_engine.queues import QueueStore
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
@@ -293,12 +294,15 @@ class Deliverer:
 
     def _envelope_sender(self, email: Pending) -> str:
         if self.config.return_path_domain:
-            return f"bounce+{email.email_id}@{self.config.return_path_domain}"
+            return return_path(self.config.secret, email.email_id, self.config.return_path_domain)
         return email.sender
 
     def _message(self, email: Pending, body: bytes) -> bytes:
         id_domain = self.config.return_path_domain or email.sender.rpartition("@")[2]
-        return recipient_prefix(email.recipient, email.email_id, id_domain).encode() + body
+        prefix = recipient_prefix(
+            email.recipient, email.email_id, id_domain, token(self.config.secret, email.email_id)
+        )
+        return prefix.encode() + body
 
     def _log_entry(self, result: AttemptResult) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ RESERVED_HEADERS = frozenset(
         "bcc",
         "subject",
         "message-id",
+        "x-mailpulse-id",
         "date",
         "mime-version",
         "content-type",
@@ -92,5 +93,9 @@ def build_body(
     return msg.as_string()
 
 
-def recipient_prefix(recipient: str, email_id: str, id_domain: str) -> str:
-    return f"To: {recipient}\r\nMessage-ID: <{email_id}@{id_domain}>\r\n"
+def recipient_prefix(recipient: str, email_id: str, id_domain: str, signed_id: str) -> str:
+    """The header lines of one recipient's copy; signed_id comes from correlation.token."""
+    return (
+        f"To: {recipient}\r\nMessage-ID: <{email_id}@{id_domain}>\r\n"
+        f"X-Mailpulse-Id: {signed_id}\r\n"
+    )

@@ -35,6 +35,8 @@ class PauseReason(StrEnum):
 
 
 class InvalidReason(StrEnum):
+    """SPEC S2's sub-reasons of `invalid`, plus `ip_domain_rejected` as EngageLab's API has it."""
+
     BLACKLIST = "blacklist"
     UNSUBSCRIBED = "unsubscribed"
     SERVER_UNREACHABLE = "server_unreachable"
@@ -42,6 +44,7 @@ class InvalidReason(StrEnum):
     ADDRESS_NOT_EXIST = "address_not_exist"
     SPAM = "spam"
     SENDER_RECIPIENT_REJECTED = "sender_recipient_rejected"
+    IP_DOMAIN_REJECTED = "ip_domain_rejected"
     OTHER = "other"
 
 
@@ -63,7 +66,7 @@ _INVALID_FROM_CATEGORY = {
     Category.SERVICE_UNREACHABLE: InvalidReason.SERVER_UNREACHABLE,
     Category.SPAM: InvalidReason.SPAM,
     Category.SENDER_RECIPIENT_REJECTED: InvalidReason.SENDER_RECIPIENT_REJECTED,
-    Category.IP_DOMAIN_REJECTED: InvalidReason.OTHER,
+    Category.IP_DOMAIN_REJECTED: InvalidReason.IP_DOMAIN_REJECTED,
     Category.OTHER: InvalidReason.OTHER,
 }
 

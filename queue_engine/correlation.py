@@ -1,0 +1,45 @@
+"""Tying what comes back (DSN, ARF) to the email it is about, unforgeably.
+
+Every outgoing email carries its id with an HMAC: in the VERP return path
+(`bounce+<id>.<sig>@<return-path domain>`) and in an `X-Mailpulse-Id` header
+that MPs return inside bounces and spam reports. A report whose signature does
+not check out is ignored, so nobody can bounce or complain about another
+sender's email by guessing an id.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+from queue_engine.records import is_email_id
+
+HEADER = "X-Mailpulse-Id"
+_TOKEN = re.compile(r"([0-9a-f]{28})\.([a-z2-7]{16})", re.IGNORECASE)
+
+
+def signature(secret: bytes, email_id: str) -> str:
+    digest = hmac.new(secret, b"mailpulse-email:" + email_id.encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:10]).decode().lower()
+
+
+def token(secret: bytes, email_id: str) -> str:
+    """`<id>.<sig>`: what goes into the return path and the header."""
+    return f"{email_id}.{signature(secret, email_id)}"
+
+
+def return_path(secret: bytes, email_id: str, domain: str) -> str:
+    return f"bounce+{token(secret, email_id)}@{domain}"
+
+
+def email_id_from(secret: bytes, text: str | None) -> str | None:
+    """The email id of the first validly signed token in text (an address or a header)."""
+    if not text:
+        return None
+    for match in _TOKEN.finditer(text):
+        email_id, sig = match.group(1).lower(), match.group(2).lower()
+        if is_email_id(email_id) and hmac.compare_digest(sig, signature(secret, email_id)):
+            return email_id
+    return None
