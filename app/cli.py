@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="write a MAILPULSE_ROUTES file there (a restart reuses the ports it names)",
     )
+    sim.add_argument(
+        "--inbound",
+        metavar="HOST:PORT",
+        help="send DSNs (to bounce* recipients) and ARF reports (complain*) to this SMTP server",
+    )
     demo = sub.add_parser("demo-traffic", help="send demo traffic through the API")
     demo.add_argument("--url", required=True, help="base URL of the API")
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
@@ -177,26 +182,41 @@ def _simulate_command(args: argparse.Namespace) -> int:
 
     try:
         profiles = load_profiles(args.profiles or DEFAULT_PROFILES)
-        _run_until_signal(_simulate(profiles, args.port, args.routes_file))
+        inbound = None
+        if args.inbound:
+            host, _, port = args.inbound.rpartition(":")
+            if not host or not port.isdigit():
+                raise ProfileError(f"--inbound {args.inbound!r}: expected HOST:PORT")
+            inbound = (host.strip("[]"), int(port))
+        _run_until_signal(_simulate(profiles, args.port, args.routes_file, inbound))
     except (ProfileError, OSError) as exc:  # OSError: a port in use, an unwritable routes file
         print(f"mailpulse: simulate: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-async def _simulate(profiles: list[Profile], base_port: int, routes_file: Path | None) -> None:
+async def _simulate(
+    profiles: list[Profile],
+    base_port: int,
+    routes_file: Path | None,
+    inbound: tuple[str, int] | None = None,
+) -> None:
     """Every profile on 127.0.0.1; the routes file (if asked) once all of them listen."""
+    from app.mp_reports import Reporter
     from app.simulator import Simulator, ports_from_routes, write_routes
 
+    reporter = Reporter(inbound) if inbound else None
     # A restarted simulator takes back the ports its routes file gave out, since the
     # engine read that file once at start-up.
     previous = ports_from_routes(routes_file, profiles) if routes_file else {}
     try:
-        simulator = await Simulator(profiles, base_port=base_port, ports=previous).start()
+        simulator = await Simulator(
+            profiles, base_port=base_port, ports=previous, reporter=reporter
+        ).start()
     except OSError:
         if not previous:
             raise
-        simulator = await Simulator(profiles, base_port=base_port).start()
+        simulator = await Simulator(profiles, base_port=base_port, reporter=reporter).start()
     try:
         if routes_file is not None:
             write_routes(routes_file, simulator.routes())

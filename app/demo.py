@@ -85,7 +85,15 @@ def _recipients(counter: itertools.count[int], n: int, rng: random.Random) -> li
     out = []
     for domain in rng.choices(domains, weights, k=n):
         i = next(counter)
-        name = "tempfail" if rng.random() < TEMPFAIL_SHARE else rng.choice(_NAMES)
+        roll = rng.random()
+        # A few recipients bounce later (DSN) or report spam (ARF), so soft bounces
+        # and complaints show up too.
+        name = (
+            "tempfail" if roll < TEMPFAIL_SHARE
+            else "bounce" if roll < TEMPFAIL_SHARE + 0.02
+            else "complain" if roll < TEMPFAIL_SHARE + 0.025
+            else rng.choice(_NAMES)
+        )  # fmt: skip
         out.append(f"{name}.{i}@{domain}")
     return out
 

@@ -34,6 +34,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from app.mp_reports import Reporter, build_arf, build_dsn
 from queue_engine.routing import normalize_domain
 
 __all__ = [
@@ -406,7 +407,9 @@ class MPHandler:
         hostname: str,
         clock: Callable[[], float],
         rng: random.Random,
+        reporter: Reporter | None = None,
     ) -> None:
+        self.reporter = reporter
         self.state = state
         self.profile = profile
         self.hostname = hostname
@@ -507,6 +510,16 @@ class MPHandler:
             return True
         return not _forced(local) and in_share("spam", local, self.profile.spam_share)
 
+    def _report_later(self, mail_from: str, rcpt: str, content: bytes, ip: str) -> None:
+        """`bounce*` recipients bounce and `complain*` ones report spam, some seconds on."""
+        local = rcpt.rpartition("@")[0].lower()
+        if self.reporter is None or not mail_from:
+            return
+        if local.startswith("bounce"):
+            self.reporter.later(mail_from, build_dsn(self.hostname, mail_from, rcpt, content))
+        elif local.startswith("complain"):
+            self.reporter.later(mail_from, build_arf(self.hostname, mail_from, rcpt, ip, content))
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         profile = self.profile
         if any(r.lower().startswith("drop") for r in envelope.rcpt_tos) or (
@@ -523,6 +536,7 @@ class MPHandler:
         now = self.clock()
         content = envelope.original_content or b""
         for rcpt in envelope.rcpt_tos:
+            self._report_later(envelope.mail_from or "", rcpt, content, _peer_ip(session))
             self.state.accepted += 1
             if self.state.keep_messages:
                 self.state.received.append(Received(envelope.mail_from or "", rcpt, content))
@@ -583,7 +597,9 @@ class MPServer:
         profile: Profile | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
+        self.reporter = reporter
         self.requested_port = port
         self.name = name or (profile.name if profile is not None else "mp")
         self.profile = profile if profile is not None else Profile(name=self.name)
@@ -595,7 +611,9 @@ class MPServer:
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     async def start(self) -> MPServer:
-        handler = MPHandler(self.state, self.profile, self.hostname, self.clock, self.rng)
+        handler = MPHandler(
+            self.state, self.profile, self.hostname, self.clock, self.rng, self.reporter
+        )
         ident = self.profile.ident or self.name
 
         def protocol() -> SMTP:
@@ -652,7 +670,9 @@ class Simulator:
         ports: Mapping[str, int] | None = None,
         keep_messages: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        reporter: Reporter | None = None,
     ) -> None:
+        self.reporter = reporter
         self.profiles = list(profiles) if profiles is not None else load_profiles()
         self.base_port = base_port
         self.ports = dict(ports or {})
@@ -665,7 +685,11 @@ class Simulator:
             for i, profile in enumerate(self.profiles):
                 port = self.ports.get(profile.name) or (self.base_port + i if self.base_port else 0)
                 server = MPServer(
-                    port, keep_messages=self.keep_messages, profile=profile, clock=self.clock
+                    port,
+                    keep_messages=self.keep_messages,
+                    profile=profile,
+                    clock=self.clock,
+                    reporter=self.reporter,
                 )
                 self.servers[profile.name] = await server.start()
         except BaseException:
@@ -677,6 +701,8 @@ class Simulator:
         servers, self.servers = list(self.servers.values()), {}
         for server in servers:
             await server.stop()
+        if self.reporter is not None:
+            await self.reporter.close()
 
     def routes(self) -> dict[str, str]:
         """Every profile domain (and "*" for the catch-all) -> "127.0.0.1:port"."""

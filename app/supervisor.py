@@ -24,6 +24,7 @@ from app.process import die_with_parent
 from app.settings import Settings
 
 STOP_GRACE_SECONDS = 10.0
+DEMO_RETURN_PATH_DOMAIN = "bounces.mailpulse.localhost"
 RESTART_DELAY_MAX = 30.0
 ROUTES_WAIT_SECONDS = 30.0
 
@@ -64,7 +65,11 @@ def supervise(settings: Settings, *, demo: bool) -> int:
         routes: Path | None = None
         if demo:
             creds = asyncio.run(_demo_account(settings, url))
-            simulator, routes = _start_simulator(settings.data_dir, env)
+            # The simulator bounces and reports to the inbound server, at VERP
+            # addresses of a return-path domain that server accepts.
+            env.setdefault("MAILPULSE_RETURN_PATH_DOMAIN", DEMO_RETURN_PATH_DOMAIN)
+            inbound = f"{settings.smtp_host}:{settings.smtp_port}"
+            simulator, routes = _start_simulator(settings.data_dir, env, inbound)
             parts = [simulator, *parts, Part("demo", ["demo-traffic", "--url", base_url])]
             try:
                 ready = _wait_for_routes(simulator, routes, stop)
@@ -96,7 +101,7 @@ async def _demo_account(settings: Settings, url: str) -> dict[str, str]:
         await redis.aclose()
 
 
-def _start_simulator(data_dir: Path, env: dict[str, str]) -> tuple[Part, Path]:
+def _start_simulator(data_dir: Path, env: dict[str, str], inbound: str) -> tuple[Part, Path]:
     """The simulator on free ports; it writes the demo routes once every profile listens.
 
     Those routes send each profile's domains to its MP and every other domain ("*")
@@ -106,7 +111,8 @@ def _start_simulator(data_dir: Path, env: dict[str, str]) -> tuple[Part, Path]:
     routes = data_dir / "demo-routes.toml"
     routes.unlink(missing_ok=True)  # from an earlier run: its ports are long gone
     own_env = {k: v for k, v in env.items() if k != "MAILPULSE_ROUTES"}  # not written yet
-    part = Part("simulate", ["simulate", "--port", "0", "--routes-file", str(routes)], env=own_env)
+    argv = ["simulate", "--port", "0", "--routes-file", str(routes), "--inbound", inbound]
+    part = Part("simulate", argv, env=own_env)
     part.start(env)
     return part, routes
 

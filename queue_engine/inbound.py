@@ -9,6 +9,7 @@ domain configured, recipients elsewhere are refused.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import Any
 
@@ -47,7 +48,9 @@ class InboundHandler:
             "rcpt_to": ",".join(envelope.rcpt_tos),
             "peer": str(session.peer[0]) if session.peer else "",
             "received_ms": str(int(time.time() * 1000)),
-            "data": content,
+            # base64: the stream is read by clients that decode replies as UTF-8,
+            # and a bounce in GBK or with 8-bit junk must survive that.
+            "data_b64": base64.b64encode(content).decode(),
         }
         try:
             await self.redis.xadd(

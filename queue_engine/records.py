@@ -69,6 +69,8 @@ class EmailRecord:
     billable: bool = False
     attempts: int = 0
     connected: bool = False
+    complaint: dict[str, Any] | None = None
+    """The latest spam report (ARF) about this email, as feedback.py records it."""
 
     def to_hash(self) -> dict[str, str]:
         """Only fields with a value: a new record's defaults cost no bytes in Redis."""
@@ -118,6 +120,7 @@ class EmailRecord:
             billable=h.get("billable") == "1",
             attempts=int(h.get("attempts") or 0),
             connected=h.get("connected") == "1",
+            complaint=json.loads(h["complaint"]) if h.get("complaint") else None,
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -139,4 +142,5 @@ class EmailRecord:
             "attempts": self.attempts,
             "opens": [],
             "clicks": [],
+            "complaint": self.complaint,
         }

@@ -38,6 +38,11 @@ _EMAIL = {
         "attempts": {"type": "integer"},
         "opens": {"type": "array", "items": {"type": "object"}},
         "clicks": {"type": "array", "items": {"type": "object"}},
+        "complaint": {
+            "type": ["object", "null"],
+            "description": "the latest spam report (ARF): time, feedback_type, user_agent, "
+            "source_ip, arrival_date",
+        },
     },
 }
 
