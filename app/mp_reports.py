@@ -112,7 +112,14 @@ class Reporter:
         await asyncio.sleep(self.delay)  # an MP reports minutes later; seconds here
         host, port = self.inbound
         try:
-            await aiosmtplib.send(message, sender="", recipients=[to], hostname=host, port=port)
+            async with aiosmtplib.SMTP(hostname=host, port=port, timeout=30) as smtp:
+                # Reports go out with the null reverse-path (RFC 5321 4.5.5), which
+                # aiosmtplib's sendmail() does not take: MAIL is sent by hand.
+                reply = await smtp.execute_command(b"MAIL", b"FROM:<>")
+                if reply.code != 250:
+                    raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, "")
+                await smtp.rcpt(to)
+                await smtp.data(message)
             self.sent += 1
         except (aiosmtplib.SMTPException, OSError) as exc:
             log.warning("simulator: report to %s not delivered: %s", to, exc)
