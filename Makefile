@@ -36,8 +36,14 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test browser lint
 	$(BIN)/pytest
 
-bench: $(VENV)/.installed-test
-	$(BIN)/python -m bench.spine
+# Every benchmark in turn; stdout carries only their JSON lines (progress, and
+# any set-up output of the venv, go to stderr).
+bench:
+	@$(MAKE) -s --no-print-directory $(VENV)/.installed-test >&2
+	@$(BIN)/python -m bench.spine
+	@$(BIN)/python -m bench.delivery
+	@$(BIN)/python -m bench.windows
+	@$(BIN)/python -m bench.memory
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache

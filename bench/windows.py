@@ -36,8 +36,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -52,7 +50,8 @@ from redis.asyncio import Redis
 
 from app import runtime
 from app.embedded_redis import EmbeddedRedis
-from bench.spine import ACCOUNT, API_USER, SENDER, SUBJECT, TEXT, cpu_model, cpu_seconds, nproc
+from bench.delivery import machine_fields
+from bench.spine import ACCOUNT, API_USER, SENDER, SUBJECT, TEXT, cpu_seconds
 from queue_engine import keys
 from queue_engine.accounts import EmailType, Principal, create_account, create_api_user
 from queue_engine.config import EngineConfig
@@ -120,13 +119,16 @@ async def evalsha_round(
     """Diagnosis: the same Lua calls queued as plain EVALSHA (no redis-py Script wrapper,
     so no SCRIPT EXISTS before each pipeline); separates client from server cost."""
     sha = windows._count.sha
-    window_keys = [[keys.queue_window(t, c) for c in ("in", "att", "out")] for t in tags]
+    window_keys: list[list[Any]] = [
+        [keys.queue_window(t, c) for c in ("in", "att", "out")] for t in tags
+    ]
     done = 0
     while done < n:
         now_s = int(time.time())
         async with redis.pipeline(transaction=False) as pipe:
             for i in range(done, min(done + depth, n)):
-                pipe.evalsha(sha, 3, *window_keys[i % len(tags)], now_s, KEEP_SECONDS, 1, 1, 1)
+                args = [*window_keys[i % len(tags)], now_s, KEEP_SECONDS, 1, 1, 1]
+                pipe.evalsha(sha, 3, *args)
             await pipe.execute()
         done += depth
 
@@ -146,7 +148,8 @@ async def bench_updates(redis: Redis, redis_pid: int | None, args: argparse.Name
     windows = RateWindows(redis)
     tags = [keys.queue_tag("bench-upd", f"d{i}.bench.example") for i in range(args.spread)]
     raw_keys = [f"bench:raw:{{{t}}}" for t in tags]
-    n, depth = args.n, args.depth
+    n: int = args.n
+    depth: int = args.depth
     # Warm-up: load the script, create the keys, let the allocator settle.
     await engine_round(redis, windows, tags, min(n, 10 * depth), depth)
     await raw_round(redis, raw_keys, min(n, 10 * depth), depth)
@@ -163,10 +166,10 @@ async def bench_updates(redis: Redis, redis_pid: int | None, args: argparse.Name
             log(f"round {r + 1}/{args.rounds} {kind}: {n / wall:,.0f} per s")
 
     def rate(kind: str) -> float:
-        return statistics.median(n / wall for wall, _, _ in rounds[kind])
+        return float(statistics.median(n / wall for wall, _, _ in rounds[kind]))
 
     def us_per_op(kind: str, which: int) -> float:
-        return round(1e6 * statistics.median(r[which] for r in rounds[kind]) / n, 2)
+        return round(1e6 * float(statistics.median(r[which] for r in rounds[kind])) / n, 2)
 
     engine, raw, direct = rate("engine"), rate("raw"), rate("evalsha")
     common = {"n": n, "depth": depth, "queues": args.spread, "rounds": args.rounds}
@@ -241,7 +244,7 @@ async def bench_get_queues(redis: Redis, args: argparse.Namespace) -> None:
     log(f"GET /v1/queues: {args.queues} queues x {args.pending} pending, via Submitter")
     api_key, tags = await populate_queues(redis, args.queues, args.pending)
     now_s = int(time.time())
-    await fill_windows(redis, tags, list(range(now_s - KEEP_SECONDS + 1, now_s + 1)))
+    await fill_windows(redis, tags, list(range(now_s - args.history + 1, now_s + 1)))
     app = create_web_app(ApiConfig(engine=EngineConfig()), redis)
     transport = httpx.ASGITransport(app=app)
     http_times: list[float] = []
@@ -278,8 +281,9 @@ async def bench_get_queues(redis: Redis, args: argparse.Namespace) -> None:
 
         profiler = None
         for i in range(args.warmup + args.calls):
-            # Keep every queue's newest bucket current (untimed) so the windows stay full.
-            await fill_windows(redis, tags, [int(time.time())])
+            if args.history >= KEEP_SECONDS:
+                # Keep every queue's newest bucket current (untimed): the windows stay full.
+                await fill_windows(redis, tags, [int(time.time())])
             if i == args.warmup and args.profile:
                 import cProfile
 
@@ -299,6 +303,7 @@ async def bench_get_queues(redis: Redis, args: argparse.Namespace) -> None:
     common = {
         "queues": args.queues,
         "pending_per_queue": args.pending,
+        "history_s": args.history,
         "buckets_per_counter": per_queue,
         "calls": args.calls,
     }
@@ -318,7 +323,7 @@ async def bench_get_queues(redis: Redis, args: argparse.Namespace) -> None:
             **common,
             **({"response_bytes": body_bytes} if metric == "get_queues_ms" else {}),
         )
-    log(f"(windows with outbound in all three spans: {buckets} of {3 * args.queues})")
+    log(f"(queue windows with outbound events: {buckets} of {3 * args.queues})")
 
 
 async def queue_buckets(redis: Redis, tag: str) -> int:
@@ -333,13 +338,9 @@ async def run(url: str, redis_pid: int | None, args: argparse.Namespace) -> None
     try:
         emit(
             metric="machine",
-            value=f"{nproc()} x {cpu_model()}",
-            nproc=nproc(),
-            cpu=cpu_model(),
-            python=platform.python_version(),
+            **machine_fields(),
             redis=await redis_version(redis),
             loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
-            load_avg=[round(x, 2) for x in os.getloadavg()],
         )
         if not args.skip_updates:
             await bench_updates(redis, redis_pid, args)
@@ -357,13 +358,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--queues", type=int, default=1000, help="queues for GET /v1/queues")
     parser.add_argument("--pending", type=int, default=2, help="pending emails per queue")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=KEEP_SECONDS,
+        help=f"seconds of buckets per counter for GET /v1/queues (default {KEEP_SECONDS}: "
+        "full windows, kept full; less: written once, for diagnosis)",
+    )
     parser.add_argument("--calls", type=int, default=30, help="timed GET /v1/queues calls")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed calls")
     parser.add_argument("--skip-updates", action="store_true")
     parser.add_argument("--skip-get", action="store_true")
     args = parser.parse_args(argv)
-    if min(args.n, args.depth, args.spread, args.rounds, args.queues, args.calls) < 1:
+    if min(args.n, args.depth, args.spread, args.rounds, args.queues, args.calls, args.history) < 1:
         parser.error("counts must be >= 1")
     tmp = Path(tempfile.mkdtemp(prefix="mailpulse-bench-windows-"))
     redis = EmbeddedRedis(tmp / "data")

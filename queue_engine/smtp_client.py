@@ -20,12 +20,13 @@ from enum import StrEnum
 
 import aiosmtplib
 
-from queue_engine.limits import Limiter, SlotDenied
+from queue_engine.limits import HOUR_MS, Limiter, SlotDenied
 from queue_engine.policy import Policy
 from queue_engine.routing import Destination
 from queue_engine.statuses import PauseReason
 
 IDLE_SECONDS = 10.0
+IP_QUOTA_BLOCK = 20
 LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -98,6 +99,9 @@ class SmtpPool:
         self._idle: dict[tuple[str, int, str], list[Connection]] = defaultdict(list)
         self._turn: dict[str, int] = defaultdict(int)
         self._spent: dict[str, int] = {}
+        self._ip_budget: dict[str, tuple[int, int]] = {}
+        self._ip_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        """Egress source → (IP-quota units this process holds, the hour they belong to)."""
         """Egress source → when its IP quota refills, as far as this process knows."""
         self._open_conns: set[Connection] = set()
         self._tls = _tls_context()
@@ -132,14 +136,30 @@ class SmtpPool:
         return [s for s in rotated if self._spent.get(s, 0) <= now]
 
     async def _ip_quota(self, source: str) -> bool:
-        """Take one unit of the source's IP quota; False (and remembered) when it is spent."""
+        """Take one unit of the source's IP quota; False (and remembered) when it is spent.
+
+        Units come from Redis in blocks kept by this process, so a quota costs one
+        round trip per block, not per message; a block does not outlive its hour.
+        """
         if not self.limiter.ip_quota:
             return True
-        grant = await self.limiter.take_ip(source, 1)
-        if grant.granted:
-            return True
-        self._spent[source] = grant.until_ms or self.limiter.now_ms() + 60_000
-        return False
+        async with self._ip_locks[source]:  # one block request at a time per source
+            hour = self.limiter.now_ms() // HOUR_MS
+            left, of_hour = self._ip_budget.get(source, (0, hour))
+            if left > 0 and of_hour == hour:
+                self._ip_budget[source] = (left - 1, hour)
+                return True
+            grant = await self.limiter.take_ip(source, IP_QUOTA_BLOCK)
+            if grant.granted:
+                self._ip_budget[source] = (grant.granted - 1, hour)
+                return True
+            self._spent[source] = grant.until_ms or self.limiter.now_ms() + 60_000
+            return False
+
+    def _unused_ip_unit(self, source: str) -> None:
+        if source in self._ip_budget:
+            left, hour = self._ip_budget[source]
+            self._ip_budget[source] = (left + 1, hour)
 
     async def _acquire(self, destination: Destination, domain: str) -> Connection:
         provider = self.policy.provider(domain)
@@ -157,14 +177,14 @@ class SmtpPool:
             if slot is None:
                 assert why is not None
                 denied.add(why)
-                await self.limiter.refund_ip(source, 1)
+                self._unused_ip_unit(source)
                 continue
             self._turn[provider] += 1
             try:
                 smtp = await self._open(destination, source)
             except BaseException:
                 await self.limiter.close_slot(source, domain, slot)
-                await self.limiter.refund_ip(source, 1)
+                self._unused_ip_unit(source)
                 raise
             sockname = smtp.get_transport_info("sockname")
             sending_ip = sockname[0] if sockname else source
@@ -232,6 +252,11 @@ class SmtpPool:
 
     async def close(self) -> None:
         await self.close_idle(older_than=-1.0)
+        hour = self.limiter.now_ms() // HOUR_MS
+        for source, (left, of_hour) in self._ip_budget.items():
+            if left and of_hour == hour:
+                await self.limiter.refund_ip(source, left)
+        self._ip_budget.clear()
 
 
 async def _quit(conn: Connection) -> None:
