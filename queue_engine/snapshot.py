@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from redis.asyncio import Redis
 
 from queue_engine import keys
 from queue_engine.queues import Pause
-from queue_engine.windows import WINDOWS, Rates, rates_from, read_buckets
+from queue_engine.windows import WINDOWS, Rates, window_keys
+
+_STATUS_SCRIPT = (Path(__file__).parent / "queue_status.lua").read_text()
 
 STALE_PAUSE_MS = 2 * 86_400_000
 """A pause this old needs a person (SPEC Q5): the MP is not letting go by itself."""
@@ -56,29 +59,38 @@ async def queue_domains(redis: Redis, api_users: Iterable[str]) -> list[tuple[st
 
 
 async def queue_statuses(
-    redis: Redis, queues: list[tuple[str, str]], now_ms: int
+    redis: Redis,
+    queues: list[tuple[str, str]],
+    now_ms: int,
+    windows: tuple[int, ...] = WINDOWS,
 ) -> list[QueueStatus]:
+    """One Lua call per queue: the sums are made in Redis, so only a few numbers a
+    queue cross the wire instead of every per-second bucket."""
     now_s = now_ms // 1000
+    windows = tuple(sorted(windows))
+    script = redis.register_script(_STATUS_SCRIPT)
     async with redis.pipeline(transaction=False) as pipe:
         for api_user, domain in queues:
             tag = keys.queue_tag(api_user, domain)
-            pipe.zcard(keys.queue_ready(tag))
-            pipe.zcard(keys.queue_lease(tag))
-            pipe.hgetall(keys.queue_pause(tag))
-            read_buckets(pipe, tag, now_s)
-        replies = await pipe.execute()
+            await script(
+                keys=[keys.queue_ready(tag), keys.queue_lease(tag), keys.queue_pause(tag),
+                      *window_keys(tag)],
+                args=[now_s, *windows],
+                client=pipe,
+            )  # fmt: skip
+        replies = await pipe.execute() if queues else []
     statuses = []
-    per_queue = 3 + 3
-    for i, (api_user, domain) in enumerate(queues):
-        ready, leased, pause, *buckets = replies[i * per_queue : (i + 1) * per_queue]
+    n = len(windows)
+    for (api_user, domain), reply in zip(queues, replies, strict=True):
+        ready, leased, reason, since, until, mp_reply, *sums = reply
+        counts = [sums[i * n : (i + 1) * n] for i in range(3)]
+        rates = {
+            w: Rates(*(int(counter[j]) / w for counter in counts)) for j, w in enumerate(windows)
+        }
+        pause = Pause.from_hash(
+            {"reason": reason, "since_ms": since, "until_ms": until, "mp_reply": mp_reply}
+        )
         statuses.append(
-            QueueStatus(
-                api_user=api_user,
-                domain=domain,
-                pending=int(ready) + int(leased),
-                rates=rates_from(buckets, now_s, WINDOWS),
-                pause=Pause.from_hash(pause),
-                now_ms=now_ms,
-            )
+            QueueStatus(api_user, domain, int(ready) + int(leased), rates, pause, now_ms)
         )
     return statuses

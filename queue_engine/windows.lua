@@ -10,10 +10,12 @@ local keep = tonumber(ARGV[2])
 for i = 1, 3 do
   local n = tonumber(ARGV[i + 2])
   if n > 0 then
-    redis.call('ZADD', KEYS[i], 'NX', now * K, now)
+    if redis.call('ZADD', KEYS[i], 'NX', now * K, now) == 1 then
+      -- A new second: drop what fell out of the longest window, once a second.
+      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ((now - keep) * K))
+      redis.call('EXPIRE', KEYS[i], keep + 1)
+    end
     redis.call('ZINCRBY', KEYS[i], math.min(n, K - 1), now)
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ((now - keep) * K))
-    redis.call('EXPIRE', KEYS[i], keep + 1)
   end
 end
 return 1

@@ -6,7 +6,8 @@ ZINCRBY adds to a bucket, ZREMRANGEBYSCORE trims by time, ZRANGEBYSCORE reads
 a time range, and every score stays an exact integer in a double (< 2**53).
 At most 31 buckets per counter exist, so memory per queue is bounded whatever
 the event rate; an idle queue's windows expire. Rates are averages over the
-last complete seconds: a 5 s rate at 12:00:10.4 covers 12:00:05 to 12:00:09.
+last complete seconds: a 5 s rate at 12:00:10.4 covers 12:00:05 to 12:00:09
+(snapshot.py sums them in Redis, queue_status.lua).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from queue_engine import keys
 
 WINDOWS = (5, 15, 30)
 KEEP_SECONDS = max(WINDOWS) + 1
-_K = 1 << 20
 _SCRIPT = (Path(__file__).parent / "windows.lua").read_text()
 
 
@@ -59,28 +59,3 @@ class RateWindows:
 
 def window_keys(tag: str) -> list[str]:
     return [keys.queue_window(tag, name) for name in ("in", "att", "out")]
-
-
-def read_buckets(pipe: Pipeline, tag: str, now_s: int) -> None:
-    """Queue the reads `rates_from` needs: the complete seconds of the longest window."""
-    low, high = (now_s - max(WINDOWS)) * _K, now_s * _K - 1
-    for key in window_keys(tag):
-        pipe.zrangebyscore(key, low, high, withscores=True)
-
-
-def rates_from(
-    buckets: list[list[tuple[str, float]]], now_s: int, windows: tuple[int, ...] = WINDOWS
-) -> dict[int, Rates]:
-    """The three counters' buckets (as read by `read_buckets`) → rates per window."""
-    counts = [
-        [(int(second), int(score) - int(second) * _K) for second, score in counter]
-        for counter in buckets
-    ]
-    result = {}
-    for window in windows:
-        start = now_s - window
-        inbound, attempted, outbound = (
-            sum(n for second, n in counter if second >= start) / window for counter in counts
-        )
-        result[window] = Rates(inbound, attempted, outbound)
-    return result

@@ -92,7 +92,7 @@ class QueuesApi:
         queues = await queue_domains(self.redis, users)
         if q.get("domain"):
             queues = [(u, d) for u, d in queues if d == q["domain"].lower()]
-        statuses = await queue_statuses(self.redis, queues, int(time.time() * 1000))
+        statuses = await queue_statuses(self.redis, queues, int(time.time() * 1000), (int(window),))
         if q.get("include_idle", "").lower() not in {"1", "true", "yes"}:
             statuses = [s for s in statuses if not s.idle]
         return JSONResponse({"queues": [queue_json(s, int(window)) for s in statuses]})
@@ -109,7 +109,8 @@ class QueuesApi:
         return api_user, domain
 
     async def _status(self, api_user: str, domain: str) -> dict[str, Any]:
-        [status] = await queue_statuses(self.redis, [(api_user, domain)], int(time.time() * 1000))
+        now = int(time.time() * 1000)
+        [status] = await queue_statuses(self.redis, [(api_user, domain)], now, (WINDOWS[0],))
         return queue_json(status, WINDOWS[0])
 
     async def resume(self, request: Request) -> JSONResponse:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 
 from queue_engine import keys
-from queue_engine.windows import KEEP_SECONDS, RateWindows, rates_from, read_buckets
+from queue_engine.snapshot import queue_statuses
+from queue_engine.windows import KEEP_SECONDS, RateWindows
 
 TAG = keys.queue_tag("acme-tx", "gmail.example")
 T0 = 1_800_000_000
 
 
 async def _rates(redis, now_s: int):
-    async with redis.pipeline(transaction=False) as pipe:
-        read_buckets(pipe, TAG, now_s)
-        buckets = await pipe.execute()
-    return rates_from(buckets, now_s)
+    [status] = await queue_statuses(redis, [keys.split_queue_tag(TAG)], now_s * 1000)
+    return status.rates
 
 
 async def test_rates_are_the_driven_rates_for_every_window_and_counter(redis):
