@@ -63,11 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("name")
     au.add_argument("--type", choices=[t.value for t in EmailType], default="transactional")
     au.add_argument("--json", action="store_true")
+    cls = sub.add_parser(
+        "classify", help="classify SMTP replies or bounce/ARF emails; one JSON object per line"
+    )
+    what = cls.add_mutually_exclusive_group()
+    what.add_argument(
+        "--reply", metavar="TEXT", help='one SMTP reply, e.g. "550 5.1.1 no such user"'
+    )
+    what.add_argument(
+        "--replies", metavar="FILE", help="a file of SMTP replies, one per line (- for stdin)"
+    )
+    cls.add_argument("files", nargs="*", metavar="FILE.eml", help="received emails (- for stdin)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "classify":  # pure parsing: no settings, no Redis
+        return _classify(args)
     try:
         settings = Settings.from_environ()
         if settings.routes_file:
@@ -267,6 +280,43 @@ async def _create_api_user(url: str, args: argparse.Namespace) -> int:
         print(f"API_USER: {new.api_user} ({new.type.value}) of account {new.account}\n"
               f"API key:  {new.api_key}\n(shown once; store it now)")  # fmt: skip
     return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    """`mailpulse classify`: CONTRACT lines for replies (kind "reply") or received emails."""
+    from queue_engine.reports import finding_json, parse_report, reply_finding
+
+    if args.files and (args.reply is not None or args.replies is not None):
+        print("mailpulse: classify: give --reply, --replies or files, not several", file=sys.stderr)
+        return 2
+    if args.reply is None and args.replies is None and not args.files:
+        print("mailpulse: classify: give --reply TEXT, --replies FILE or FILE.eml", file=sys.stderr)
+        return 2
+    status = 0
+    try:
+        if args.reply is not None:
+            print(json.dumps(finding_json(reply_finding(args.reply), "--reply")), flush=True)
+        elif args.replies is not None:
+            raw = (
+                sys.stdin.buffer.read() if args.replies == "-" else Path(args.replies).read_bytes()
+            )
+            for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
+                if line.strip():
+                    line_json = finding_json(reply_finding(line), f"{args.replies}:{number}")
+                    print(json.dumps(line_json), flush=True)
+        for name in args.files:
+            try:
+                data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+            except OSError as exc:
+                print(f"mailpulse: classify: {name}: {exc.strerror or exc}", file=sys.stderr)
+                status = 1
+                continue
+            for finding in parse_report(data):
+                print(json.dumps(finding_json(finding, name)), flush=True)
+    except OSError as exc:  # an unreadable --replies file, or a closed stdout
+        print(f"mailpulse: classify: {exc}", file=sys.stderr)
+        return 1
+    return status
 
 
 if __name__ == "__main__":

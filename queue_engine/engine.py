@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from queue_engine import keys
 from queue_engine.config import EngineConfig
 from queue_engine.delivery import Deliverer
+from queue_engine.feedback import FeedbackApplier
 from queue_engine.limits import SLOT_SECONDS, Limiter
 from queue_engine.policy import Policy
 from queue_engine.queues import QueueStore
@@ -54,6 +55,7 @@ class Engine:
             helo_name=config.helo_name, timeout=config.smtp_timeout_seconds, limiter=self.limiter
         )
         self.queues = QueueStore(redis)
+        self.feedback = FeedbackApplier(redis, config.secret, clock)
         self.deliverer = Deliverer(redis, config, router, self.pool, clock)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -71,6 +73,7 @@ class Engine:
             asyncio.create_task(self._every(5.0, self.pool.close_idle)),
             asyncio.create_task(self._every(SLOT_SECONDS / 3, self.pool.heartbeat)),
             asyncio.create_task(self._every(RETENTION_SECONDS, self._trim)),
+            asyncio.create_task(self.feedback.run()),
         ]
         try:
             await self._schedule()

@@ -73,3 +73,75 @@ async def test_inbound_refuses_relaying_and_oversized_mail(redis, inbound):
         assert too_big.value.code == 552
     await asyncio.sleep(0)
     assert await redis.xlen(keys.INBOUND_STREAM) == 0
+
+
+async def test_a_later_bounce_makes_a_delivered_email_a_soft_bounce(
+    client, sender, redis, inbound, start_engine, wait_for, engine_config
+):
+    from queue_engine.routing import Destination
+
+    reporter = Reporter(("127.0.0.1", inbound), delay=0.05)
+    mp = await MPServer(reporter=reporter).start()
+    try:
+        await start_engine(
+            routes={"*": Destination("127.0.0.1", mp.port, "mx.gmail.example")},
+            return_path_domain=DOMAIN,
+        )
+        body = {"from": "a@acme.example", "to": ["bounce1@gmail.example"], "text": "t"}
+        [email_id] = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()[
+            "email_ids"
+        ]
+
+        async def soft_bounced() -> dict | None:
+            item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+            return item if item["status"] == "soft_bounce" else None
+
+        item = await wait_for(soft_bounced)
+        assert item["reason"] == "address_not_exist"
+        assert "5.1.1" in item["mp_reply"]
+        assert [e["stage"] for e in item["delivery_log"]] == ["data", "dsn"]
+        assert item["send_time"] is not None  # it was delivered first
+        listed = await client.get(
+            "/v1/emails",
+            params={"status": "soft_bounce", "reason": "address_not_exist"},
+            headers=sender.basic,
+        )
+        assert [i["email_id"] for i in listed.json()["items"]] == [email_id]
+        delivered = await client.get(
+            "/v1/emails", params={"status": "delivered"}, headers=sender.basic
+        )
+        assert delivered.json()["items"] == []
+    finally:
+        await mp.stop()
+        await reporter.close()
+
+
+async def test_a_forged_bounce_changes_nothing(
+    client, sender, redis, inbound, mp, start_engine, wait_for, engine_config
+):
+    from app.mp_reports import build_dsn
+    from queue_engine.feedback import FeedbackApplier
+
+    await start_engine(mp, return_path_domain=DOMAIN)
+    body = {"from": "a@acme.example", "to": ["victim@gmail.example"], "text": "t"}
+    [email_id] = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()[
+        "email_ids"
+    ]
+
+    async def delivered() -> bool:
+        item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+        return item["status"] == "delivered"
+
+    await wait_for(delivered)
+    forged_to = f"bounce+{email_id}.aaaaaaaaaaaaaaaa@{DOMAIN}"
+    original = f"X-Mailpulse-Id: {email_id}.bbbbbbbbbbbbbbbb\r\n\r\n".encode()
+    fields = {
+        "rcpt_to": forged_to,
+        "data_b64": base64.b64encode(
+            build_dsn("mx.evil.example", forged_to, "victim@gmail.example", original)
+        ).decode(),
+    }
+    applied = await FeedbackApplier(redis, engine_config.secret).apply(fields)
+    assert applied and {a.outcome for a in applied} == {"unmatched"}
+    item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+    assert item["status"] == "delivered"
