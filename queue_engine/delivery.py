@@ -333,17 +333,17 @@ class Deliverer:
         if result.outcome is Outcome.DELIVERED:
             fields |= {"status": Status.DELIVERED, "send_ms": str(now)}
             return Update(email, fields, final=(Status.DELIVERED, ""))
+        verdict = classify_reply(result.code, result.reply) if result.code else None
+        if verdict is not None and verdict.pause_reason is not None and report is not None:
+            # A throttle, even one an MP words as 5xx (QQ "550 Ip frequency limited"):
+            # the pause is this email's backoff; it goes when the queue resumes.
+            report.pause = report.pause or (verdict.pause_reason, result.mp_reply, None)
+            return Update(email, fields, retry_at_ms=now)
         if result.outcome is Outcome.PERMANENT:
-            category = classify_reply(result.code or 550, result.reply).category
+            category = (verdict or classify_reply(550, result.reply)).category
             reason = invalid_reason(category)
             fields |= {"status": Status.INVALID, "reason": reason}
             return Update(email, fields, final=(Status.INVALID, reason))
-        if result.code and report is not None:
-            pause_reason = classify_reply(result.code, result.reply).pause_reason
-            if pause_reason is not None:
-                # The pause is this email's backoff: it goes when the queue resumes.
-                report.pause = report.pause or (pause_reason, result.mp_reply, None)
-                return Update(email, fields, retry_at_ms=now)
         retry_at = now + int(self.config.retry_delay(email.attempts + 1) * 1000)
         if retry_at - email.request_ms > self.config.max_age_seconds * 1000:
             reason = InvalidReason.OTHER if connected else InvalidReason.SERVER_UNREACHABLE
