@@ -27,6 +27,7 @@ class ThrottlingMP:
     """Answers every RCPT with Gmail's 4.7.28 while `throttling`; accepts otherwise."""
 
     def __init__(self) -> None:
+        self.reply = GMAIL_THROTTLE
         self.throttling = True
         self.rcpts: list[str] = []
         self.accepted: list[str] = []
@@ -34,7 +35,7 @@ class ThrottlingMP:
     async def handle_RCPT(self, server, session, envelope, address, options):
         self.rcpts.append(address)
         if self.throttling:
-            return GMAIL_THROTTLE
+            return self.reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -208,3 +209,20 @@ async def test_rates_count_every_event_of_the_last_seconds(
     assert rates["inbound"] * 30 == pytest.approx(30)
     assert rates["attempted"] * 30 == pytest.approx(30)
     assert rates["outbound"] * 30 == pytest.approx(30)
+
+
+async def test_a_throttle_worded_as_5xx_pauses_instead_of_failing(
+    client, sender, throttling_mp, start_engine, wait_for, test_policy
+):
+    throttling_mp.reply = "550 Ip frequency limited. http://service.mail.qq.com/cgi-bin/help"
+    await start_engine(router=_router(throttling_mp), policy=_pausing(test_policy, 3600))
+    [email_id] = await _send(client, sender, 1, "qq.example")
+
+    async def paused() -> Any:
+        queue = await _queue(client, sender.basic, "qq.example")
+        return queue if queue and queue["status"] == "paused" else None
+
+    queue = await wait_for(paused)
+    assert queue["pause"]["reason"] == "ip_quota"
+    item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+    assert item["status"] == "requesting" and item["attempts"] == 1
