@@ -145,3 +145,33 @@ async def test_a_forged_bounce_changes_nothing(
     assert applied and {a.outcome for a in applied} == {"unmatched"}
     item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
     assert item["status"] == "delivered"
+
+
+async def test_a_spam_report_is_recorded_on_its_email(
+    client, sender, redis, inbound, start_engine, wait_for
+):
+    from queue_engine.routing import Destination
+
+    reporter = Reporter(("127.0.0.1", inbound), delay=0.05)
+    mp = await MPServer(reporter=reporter).start()
+    try:
+        await start_engine(
+            routes={"*": Destination("127.0.0.1", mp.port, "mx.qq.example")},
+            return_path_domain=DOMAIN,
+        )
+        body = {"from": "a@acme.example", "to": ["complain7@qq.example"], "text": "t"}
+        [email_id] = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()[
+            "email_ids"
+        ]
+
+        async def complained() -> dict | None:
+            item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+            return item if item["complaint"] else None
+
+        item = await wait_for(complained)
+        assert item["status"] == "delivered"  # a complaint is not a bounce
+        assert item["complaint"]["feedback_type"] == "abuse"
+        assert item["complaint"]["source_ip"] == "127.0.0.1"
+    finally:
+        await mp.stop()
+        await reporter.close()
