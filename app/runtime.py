@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from app.embedded_redis import EmbeddedRedis
 from app.redis_cluster import ClusterClient, is_cluster_url
+from app.redis_packing import FAST
 from app.settings import Settings
 from queue_engine.engine import Engine
 from queue_engine.policy import DEFAULT_POLICY_FILE, Policy, load_policy
@@ -56,6 +57,8 @@ def connect(url: str) -> Redis:
     if is_cluster_url(url):
         return cast(Redis, ClusterClient.from_cluster_url(url, **options))
     client: Redis = Redis.from_url(url, **options)
+    pool = client.connection_pool
+    pool.connection_class = FAST.get(pool.connection_class, pool.connection_class)
     return client
 
 
