@@ -54,3 +54,16 @@ async def test_memory_is_bounded_and_idle_windows_expire(redis):
     rates = await _rates(redis, T0 + 500)
     assert rates[5].inbound == pytest.approx(1_000_000)
     assert not await redis.exists(keys.queue_window(TAG, "att"))  # never counted, never stored
+
+
+async def test_the_queue_table_survives_redis_forgetting_its_scripts(redis):
+    windows = RateWindows(redis)
+    other = keys.queue_tag("acme-tx", "qq.example")
+    for second in range(T0, T0 + 6):
+        await windows.add(redis, TAG, second, outbound=2)
+        await windows.add(redis, other, second, outbound=4)
+    await redis.script_flush()  # as after a restart without persistence of scripts
+    statuses = await queue_statuses(
+        redis, [keys.split_queue_tag(TAG), keys.split_queue_tag(other)], (T0 + 6) * 1000
+    )
+    assert [s.rates[5].outbound for s in statuses] == [pytest.approx(2), pytest.approx(4)]
