@@ -50,7 +50,6 @@ from bench.spine import (
     HTML,
     REPO_DIR,
     SENDER,
-    STALL_SECONDS,
     SUBJECT,
     TEXT,
     Sink,
@@ -63,6 +62,7 @@ from bench.spine import (
     recipients,
     start_sink,
     system,
+    wait_delivered,
     wire_messages,
 )
 from queue_engine import keys
@@ -192,8 +192,6 @@ async def drain(sys_: System, sink: Sink, n: int, domains: list[str]) -> Deliver
     engine = sys_.procs["engine"]
     pids = {"engine": engine.pid, "redis": sys_.redis.pid, "sink": sink.proc.pid}
     redis = runtime.connect(sys_.url)
-    delivered_key = keys.index_status(ACCOUNT, "delivered")
-    invalid_key = keys.index_status(ACCOUNT, "invalid")
     slot_keys = [keys.connection_slots("default", d) for d in domains]
     try:
         await redis.ping()
@@ -201,29 +199,7 @@ async def drain(sys_: System, sink: Sink, n: int, domains: list[str]) -> Deliver
         cpu0["bench"] = time.process_time()
         start = time.perf_counter()
         engine.send_signal(signal.SIGCONT)
-        last, last_change, last_log, max_open = -1, time.monotonic(), 0.0, 0
-        while True:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zcard(delivered_key)
-                pipe.zcard(invalid_key)
-                for key in slot_keys:
-                    pipe.zcard(key)
-                delivered, invalid, *open_slots = await pipe.execute()
-            now = time.perf_counter()
-            max_open = max(max_open, sum(open_slots))
-            if delivered >= n:
-                break
-            if invalid:
-                raise SystemExit(f"bench: {invalid} emails became invalid; see the engine's log")
-            if delivered != last:
-                last, last_change = delivered, time.monotonic()
-            elif time.monotonic() - last_change > STALL_SECONDS:
-                raise SystemExit(f"bench: stuck at {delivered}/{n} delivered")
-            if now - last_log > 2.0:
-                log(f"delivered {delivered}/{n}, {sum(open_slots)} connections open")
-                last_log = now
-                sys_.check_alive()
-            await asyncio.sleep(0.01)
+        now, max_open = await wait_delivered(redis, sys_, n, slot_keys)
         cpu = {part: cpu_seconds(pid) - cpu0[part] for part, pid in pids.items()}
         cpu["bench"] = time.process_time() - cpu0["bench"]
         seconds = now - start

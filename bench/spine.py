@@ -492,6 +492,38 @@ class SpineResult:
     cpu: dict[str, float]  # CPU seconds per process, first POST -> all delivered
 
 
+async def wait_delivered(
+    redis: Any, sys_: System, n: int, watched: list[str] | None = None
+) -> tuple[float, int]:
+    """Poll until the account's n emails are delivered (failing fast on an invalid one,
+    a stall or a dead part); returns perf_counter() then and the largest sum of the
+    watched ZSETs' sizes seen meanwhile (e.g. open connection slots)."""
+    watched = watched or []
+    last, last_change, last_log, most = -1, time.monotonic(), 0.0, 0
+    while True:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.index_status(ACCOUNT, "delivered"))
+            pipe.zcard(keys.index_status(ACCOUNT, "invalid"))
+            for key in watched:
+                pipe.zcard(key)
+            delivered, invalid, *sizes = await pipe.execute()
+        now = time.perf_counter()
+        most = max(most, sum(sizes))
+        if delivered >= n:
+            return now, most
+        if invalid:
+            raise SystemExit(f"bench: {invalid} emails became invalid; see the engine's log")
+        if delivered != last:
+            last, last_change = delivered, time.monotonic()
+        elif time.monotonic() - last_change > STALL_SECONDS:
+            raise SystemExit(f"bench: stuck at {delivered}/{n} delivered")
+        if now - last_log > 2.0:
+            log(f"delivered {delivered}/{n}" + (f", {sum(sizes)} watched" if watched else ""))
+            last_log = now
+            sys_.check_alive()
+        await asyncio.sleep(0.01)
+
+
 async def run_spine(
     sys_: System, sink: Sink, rcpts: list[str], args: argparse.Namespace
 ) -> SpineResult:
@@ -522,8 +554,6 @@ async def run_spine(
         "sink": sink.proc.pid,
     }
     redis = runtime.connect(sys_.url)
-    delivered_key = keys.index_status(ACCOUNT, "delivered")
-    invalid_key = keys.index_status(ACCOUNT, "invalid")
     try:
         await redis.ping()
         if args.serial:
@@ -543,26 +573,7 @@ async def run_spine(
         if args.serial:
             engine_start = time.perf_counter()
             sys_.procs["engine"].send_signal(signal.SIGCONT)
-        last, last_change, last_log = -1, time.monotonic(), 0.0
-        while True:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zcard(delivered_key)
-                pipe.zcard(invalid_key)
-                delivered, invalid = await pipe.execute()
-            now = time.perf_counter()
-            if delivered >= n:
-                break
-            if invalid:
-                raise SystemExit(f"bench: {invalid} emails became invalid; see the engine's log")
-            if delivered != last:
-                last, last_change = delivered, time.monotonic()
-            elif time.monotonic() - last_change > STALL_SECONDS:
-                raise SystemExit(f"bench: stuck at {delivered}/{n} delivered")
-            if now - last_log > 2.0:
-                log(f"delivered {delivered}/{n}")
-                last_log = now
-                sys_.check_alive()
-            await asyncio.sleep(0.01)
+        now, _ = await wait_delivered(redis, sys_, n)
         cpu = {part: cpu_seconds(pid) - cpu0[part] for part, pid in pids.items()}
         cpu["bench"] = time.process_time() - cpu0["bench"]
         done = now - start
