@@ -54,11 +54,11 @@ from bench.spine import (
     TEXT,
     Sink,
     System,
+    baseline_round,
     cpu_model,
     cpu_seconds,
     create_credentials,
     nproc,
-    raw_baseline,
     recipients,
     start_sink,
     system,
@@ -257,10 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_baseline(round_: str) -> None:
         assert sink is not None
-        base_rcpts = [r.replace("rcpt", f"base{round_}", 1) for r in rcpts]
-        wall, cpu = runtime.run(raw_baseline(sink.port, base_rcpts, args.connections))
-        baselines.append((wall, cpu))
-        log(f"baseline {round_}: {wall:.2f}s, {args.n / wall:,.0f} msg/s")
+        baselines.append(baseline_round(sink, rcpts, args.connections, round_))
 
     try:
         sink = start_sink(args.sink, tmp)

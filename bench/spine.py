@@ -343,6 +343,17 @@ async def raw_baseline(port: int, rcpts: list[str], connections: int) -> tuple[f
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def baseline_round(
+    sink: Sink, rcpts: list[str], connections: int, round_: str
+) -> tuple[float, float]:
+    """One raw-aiosmtplib round to the sink, on the engine's event loop (uvloop, via
+    app.runtime.run), so the ratio measures mailpulse's own work, not a loop swap."""
+    base_rcpts = [r.replace("rcpt", f"base{round_}", 1) for r in rcpts]
+    wall, cpu = runtime.run(raw_baseline(sink.port, base_rcpts, connections))
+    log(f"baseline {round_}: {wall:.2f}s, {len(rcpts) / wall:,.0f} msg/s")
+    return wall, cpu
+
+
 # --- the system under test ------------------------------------------------------------
 
 
@@ -632,12 +643,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_baseline(round_: str) -> None:
         assert sink is not None
-        base_rcpts = [r.replace("rcpt", f"base{round_}", 1) for r in rcpts]
-        # The same event loop as the engine's (uvloop, app.runtime.run): the ratio
-        # then measures mailpulse's own work, not a loop swap.
-        wall, cpu = runtime.run(raw_baseline(sink.port, base_rcpts, args.connections))
-        baselines.append((wall, cpu))
-        log(f"baseline {round_}: {wall:.2f}s, {args.n / wall:,.0f} msg/s")
+        baselines.append(baseline_round(sink, rcpts, args.connections, round_))
 
     try:
         sink = start_sink(args.sink, tmp)

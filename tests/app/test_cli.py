@@ -6,17 +6,16 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 import redis
+from processes import free_port, wait_until
 
 from app.process import pid_alive, process_cmdline
 from queue_engine import keys
@@ -27,24 +26,6 @@ T = TypeVar("T")
 
 ACCOUNT_KEYS = {"account", "email", "password", "account_key"}
 API_USER_KEYS = {"account", "api_user", "api_key", "type"}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last value {value!r})")
-        time.sleep(0.05)
 
 
 def base_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -11,17 +11,17 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TypeVar
 
 import httpx
+from processes import free_port, wait_until
 
 from app.process import pid_alive, process_cmdline
 
@@ -33,25 +33,6 @@ DEMO_PARTS = ("app.cli simulate", "app.cli demo-traffic")
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll check() until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last value {value!r})")
-        time.sleep(0.05)
 
 
 def cmdline(pid: int) -> str:
