@@ -135,3 +135,25 @@ def connection_slots(source: str, provider: str) -> str:
 def connection_rate(source: str, provider: str, minute: int) -> str:
     """New connections opened in one clock minute by one (sending IP, provider)."""
     return f"conn:{{{source}/{provider}}}:new:{minute}"
+
+
+# Suppression lists (suppression.py). A list is split into SUPPRESSION_BUCKETS small
+# buckets so each stays in Redis's compact listpack encoding; all keys of one scope
+# (the global bounce list, or one account) share a hash tag, so a batch check is one
+# Lua call per scope on Redis Cluster.
+
+BOUNCE_SCOPE = "bounce"
+
+
+def suppression_scope(account_name: str) -> str:
+    return f"a:{account_name}"
+
+
+def suppression_prefix(scope: str) -> str:
+    """Prefix of every key of one scope; the Lua scripts derive bucket keys from it."""
+    return f"sup:{{{scope}}}:"
+
+
+def suppression_meta(scope: str) -> str:
+    """HASH list → entry count, and list:kind → count per kind (a, d, sa, sd)."""
+    return f"sup:{{{scope}}}:meta"

@@ -1,0 +1,552 @@
+"""The four suppression lists and the exemptions that stop a send before it is attempted.
+
+The bounce list is global (SPEC B1); blocks, spam reports (complaints),
+unsubscribes and exemptions belong to an account, each entry optionally
+scoped to one API_USER. An entry's key is the lower-cased address (domain in
+A-label form) or `@domain` for a domain-wide entry; an API_USER-scoped entry
+appends a tab and the API_USER.
+
+Every list is split into `BUCKETS` pairs of small Redis structures: a sorted
+set member → expiry (what checks read and what the pruner walks) and a hash
+member → details. Small buckets stay in Redis's compact encoding, which keeps
+a million-entry list near 100 bytes per entry; a third sorted set indexes the
+non-empty buckets so listing a small list does not walk thousands of empty
+ones. Keys of one scope share a hash tag: a whole batch check is one Lua call
+per scope, on Redis Cluster too.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from queue_engine import keys
+from queue_engine.addresses import AddressError, normalise_domain, parse_address
+from queue_engine.records import iso
+from queue_engine.statuses import InvalidReason
+
+_HERE = Path(__file__).parent
+
+BUCKETS = 16384
+"""At a million entries about 61 per bucket: well inside Redis's listpack limit of 128."""
+
+NO_EXPIRY_MS = 253402300799000
+"""9999-12-31T23:59:59Z: the score of an entry that never expires (a finite float in Lua)."""
+
+DAY_MS = 86_400_000
+COMPLAINT_DAYS = 180
+MAX_REASON = 200
+
+TENCENT_DOMAINS = frozenset(
+    {"qq.com", "vip.qq.com", "foxmail.com", "exmail.qq.com", "tencent.com", "wechat.com"}
+)
+"""QQ Mail and Tencent Exmail's own domains; other domains count when their MX is Tencent's."""
+
+
+class SuppressionList(StrEnum):
+    BOUNCES = "bounces"
+    BLOCKS = "blocks"
+    COMPLAINTS = "complaints"
+    UNSUBSCRIBES = "unsubscribes"
+    EXEMPTIONS = "exemptions"
+
+
+ACCOUNT_LISTS = (
+    SuppressionList.BLOCKS,
+    SuppressionList.COMPLAINTS,
+    SuppressionList.UNSUBSCRIBES,
+    SuppressionList.EXEMPTIONS,
+)
+
+
+class UnsubscribeReason(StrEnum):
+    """SPEC U2's four reasons, and none when the recipient used one-click (RFC 8058)."""
+
+    NOT_GIVEN = "not_given"
+    UNWANTED = "unwanted"
+    NEVER_SUBSCRIBED = "never_subscribed"
+    SPAM = "spam"
+    FRAUD = "fraud"
+
+
+UNSUBSCRIBE_WORDING = {
+    UnsubscribeReason.NOT_GIVEN: "No reason given (one-click unsubscribe)",
+    UnsubscribeReason.UNWANTED: "I don't want such emails",
+    UnsubscribeReason.NEVER_SUBSCRIBED: "I never subscribed to this",
+    UnsubscribeReason.SPAM: "This is spam",
+    UnsubscribeReason.FRAUD: "This is fraud and I want to report it",
+}
+
+
+class Origin(StrEnum):
+    """Who put an entry on a list (or took it off): kept with the entry."""
+
+    MP = "mp"
+    DSN = "dsn"
+    ARF = "arf"
+    RECIPIENT = "recipient"
+    API = "api"
+    CONSOLE = "console"
+
+
+BLOCK_TEXT = {
+    SuppressionList.BOUNCES: "Blacklist: Bounce (worker:address in bounce list)",
+    SuppressionList.COMPLAINTS: "Blacklist: Spam Report (worker:address in complaint list)",
+    SuppressionList.BLOCKS: "Blacklist: Custom Block (worker:address in block list)",
+    SuppressionList.UNSUBSCRIBES: "Unsubscribed (worker:address in unsubscribe list)",
+}
+"""The MP-reply text of a blocked send, per list (SPEC B2, P3, C2)."""
+
+_PRECEDENCE = (
+    SuppressionList.BLOCKS,
+    SuppressionList.COMPLAINTS,
+    SuppressionList.BOUNCES,
+    SuppressionList.UNSUBSCRIBES,
+)
+"""Which list a blocked send names when several match: the sender's own choice first."""
+
+
+def bounce_days(count: int, tencent: bool) -> int:
+    """SPEC B3: days an address stays on the bounce list after its count-th bounce."""
+    if tencent:
+        return int(min(2 ** (count - 1), 30))
+    return {1: 30, 2: 60}.get(count, 180)
+
+
+def _law(tencent: bool) -> str:
+    """The B3 table as the Lua script reads it: days for counts 1, 2, ... (last repeats)."""
+    days = [bounce_days(n, tencent) for n in range(1, 8)]
+    while len(days) > 1 and days[-1] == days[-2]:
+        days.pop()
+    return ",".join(map(str, days))
+
+
+def is_tencent_mx(hosts: Iterable[str]) -> bool:
+    return any(h.rstrip(".").lower() == "qq.com" or h.rstrip(".").lower().endswith(".qq.com")
+               for h in hosts)  # fmt: skip
+
+
+def bucket(member: str) -> int:
+    return zlib.crc32(member.split("\t", 1)[0].encode()) & (BUCKETS - 1)
+
+
+class EntryError(ValueError):
+    """An entry the API refuses; `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def normalise_target(value: str) -> str:
+    """An address → its list key; `@domain` or a bare domain → `@` + the A-label domain."""
+    if not isinstance(value, str) or not value.strip():
+        raise EntryError("address", "must be an address or a domain")
+    text = value.strip()
+    if "@" not in text or text.startswith("@"):
+        try:
+            return "@" + normalise_domain(text.lstrip("@"))
+        except AddressError as exc:
+            raise EntryError("domain", f"is not a valid domain: {exc}") from None
+    try:
+        address = parse_address(text)
+    except AddressError as exc:
+        raise EntryError("address", f"is not a valid address: {exc}") from None
+    return address.email.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    list: SuppressionList
+    target: str
+    """The address, or `@domain`."""
+    api_user: str | None
+    reason: str
+    origin: str
+    created_ms: int
+    expires_ms: int | None
+    count: int
+
+    @property
+    def is_domain(self) -> bool:
+        return self.target.startswith("@")
+
+    def to_api(self) -> dict[str, Any]:
+        where = {"domain": self.target[1:]} if self.is_domain else {"address": self.target}
+        return {
+            **where,
+            "list": self.list.value,
+            "api_user": self.api_user,
+            "reason": self.reason,
+            "origin": self.origin,
+            "created_at": iso(self.created_ms),
+            "expires_at": iso(self.expires_ms),
+            "count": self.count,
+        }
+
+
+def _entry(kind: SuppressionList, member: str, expiry: str, details: str) -> Entry:
+    target, _, scope = member.partition("\t")
+    created, count, origin, api_user, reason = [*details.split("|", 4), "", "", "", ""][:5]
+    expires = int(float(expiry))
+    return Entry(
+        list=kind,
+        target=target,
+        api_user=scope or api_user or None,
+        reason=reason,
+        origin=origin,
+        created_ms=int(created or 0),
+        expires_ms=None if expires >= NO_EXPIRY_MS else expires,
+        count=int(count or 1),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Why a send to one recipient is not attempted."""
+
+    list: SuppressionList
+    until_ms: int | None
+
+    @property
+    def reason(self) -> InvalidReason:
+        if self.list is SuppressionList.UNSUBSCRIBES:
+            return InvalidReason.UNSUBSCRIBED
+        return InvalidReason.BLACKLIST
+
+    @property
+    def text(self) -> str:
+        return BLOCK_TEXT[self.list]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[Entry]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    address: str = ""
+    domain: str = ""
+    api_user: str = ""
+    include_unscoped: bool = True
+    created_from_ms: int | None = None
+    created_before_ms: int | None = None
+
+
+class Suppressions:
+    """The lists' public API: checks, adds, removals, listing and pruning."""
+
+    def __init__(self, redis: Redis, clock: Any = time.time) -> None:
+        self.redis = redis
+        self.clock = clock
+        self._check = redis.register_script((_HERE / "suppression_check.lua").read_text())
+        self._add = redis.register_script((_HERE / "suppression_add.lua").read_text())
+        self._remove = redis.register_script((_HERE / "suppression_remove.lua").read_text())
+        self._list = redis.register_script((_HERE / "suppression_list.lua").read_text())
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- checks -------------------------------------------------------------------------
+
+    async def check(
+        self, account: str, api_user: str, recipients: Sequence[str], now_ms: int | None = None
+    ) -> list[Block | None]:
+        """Per recipient (a normalised address), what blocks it; one round trip for all."""
+        if not recipients:
+            return []
+        now = self.now_ms() if now_ms is None else now_ms
+        args = _recipient_args(recipients)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._check_call(pipe, keys.BOUNCE_SCOPE, now, "", False, ["bounces"], args)
+            scope = keys.suppression_scope(account)
+            await self._check_call(pipe, scope, now, api_user, False, ACCOUNT_LISTS, args)
+            bounced, listed = await pipe.execute()
+        blocks: list[Block | None] = []
+        for bounce, found in zip(bounced, listed, strict=True):
+            hits = {SuppressionList(found[i]): found[i + 2] for i in range(0, len(found), 3)}
+            if bounce and SuppressionList.EXEMPTIONS not in hits:
+                hits[SuppressionList.BOUNCES] = bounce[2]
+            blocks.append(_first_block(hits))
+        return blocks
+
+    async def entries_for(self, account: str, api_users: Sequence[str], target: str) -> list[Entry]:
+        """Every active entry that matches an address (or `@domain`), with details: the
+        lookup behind `GET /v1/suppressions/check`."""
+        now = self.now_ms()
+        args = _recipient_args([target])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._check_call(pipe, keys.BOUNCE_SCOPE, now, "", True, ["bounces"], args)
+            scope = keys.suppression_scope(account)
+            for api_user in api_users or [""]:
+                await self._check_call(pipe, scope, now, api_user, True, ACCOUNT_LISTS, args)
+            results = await pipe.execute()
+        matches: dict[tuple[str, str], str] = {}
+        for (found,) in results:
+            for j in range(0, len(found), 3):
+                matches[(found[j], found[j + 1])] = found[j + 2]
+        return await self._details(account, matches)
+
+    async def _details(self, account: str, matches: dict[tuple[str, str], str]) -> list[Entry]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind, member in matches:
+                scope = (
+                    keys.BOUNCE_SCOPE
+                    if kind == SuppressionList.BOUNCES
+                    else keys.suppression_scope(account)
+                )
+                pipe.hget(_key(scope, kind, "h", bucket(member)), member)
+            details = await pipe.execute()
+        return [
+            _entry(SuppressionList(kind), member, expiry, d or "")
+            for ((kind, member), expiry), d in zip(matches.items(), details, strict=True)
+        ]
+
+    async def _check_call(
+        self,
+        pipe: Pipeline,
+        scope: str,
+        now: int,
+        api_user: str,
+        every: bool,
+        lists: Iterable[str],
+        args: list[str | int],
+    ) -> None:
+        meta = keys.suppression_meta(scope)
+        await self._check(
+            keys=[meta],
+            args=[now, api_user, "1" if every else "0", ",".join(lists), *args],
+            client=pipe,
+        )
+
+    # -- adding ---------------------------------------------------------------------------
+
+    async def add_bounces(
+        self,
+        addresses: Sequence[tuple[str, bool]],
+        origin: Origin,
+        reason: str = "address_not_exist",
+        now_ms: int | None = None,
+        pipe: Pipeline | None = None,
+    ) -> list[tuple[int, int]] | None:
+        """(address, is Tencent mail) pairs → (count N, expiry ms) each, per SPEC B3.
+
+        Given a pipeline, the call joins it and returns None (the caller executes it).
+        """
+        if not addresses:
+            return []
+        now = self.now_ms() if now_ms is None else now_ms
+        items: list[str | int] = []
+        for address, tencent in addresses:
+            member = address.lower()
+            items += [member, bucket(member), "law:t" if tencent else "law:o", origin, "",
+                      reason[:MAX_REASON]]  # fmt: skip
+        call_args: list[str | int] = [
+            now,
+            SuppressionList.BOUNCES.value,
+            "refresh",
+            _law(True),
+            _law(False),
+        ]
+        meta = keys.suppression_meta(keys.BOUNCE_SCOPE)
+        if pipe is not None:
+            await self._add(keys=[meta], args=[*call_args, *items], client=pipe)
+            return None
+        out = await self._add(keys=[meta], args=[*call_args, *items])
+        return [(int(count), int(expiry)) for _, count, expiry in out]
+
+    async def add(
+        self,
+        account: str,
+        kind: SuppressionList,
+        items: Sequence[tuple[str, str | None, int | None, str]],
+        origin: Origin,
+        now_ms: int | None = None,
+    ) -> list[bool]:
+        """(target, API_USER or None, expiry ms or None, reason) → whether each is new.
+
+        Targets must already be normalised (`normalise_target`).
+        """
+        assert kind is not SuppressionList.BOUNCES
+        if not items:
+            return []
+        now = self.now_ms() if now_ms is None else now_ms
+        mode = "refresh" if kind is SuppressionList.COMPLAINTS else "upsert"
+        args: list[str | int] = [now, kind.value, mode, "", ""]
+        for target, api_user, expires, reason in items:
+            # A complaint belongs to the account (the sender's own blacklist) whichever
+            # API_USER sent the email; the reporter's API_USER is kept in the details.
+            scoped = api_user and kind is not SuppressionList.COMPLAINTS
+            member = f"{target}\t{api_user}" if scoped else target
+            args += [member, bucket(member), NO_EXPIRY_MS if expires is None else expires,
+                     origin, api_user or "", reason[:MAX_REASON].replace("\n", " ")]  # fmt: skip
+        meta = keys.suppression_meta(keys.suppression_scope(account))
+        out = await self._add(keys=[meta], args=args)
+        return [bool(new) for new, _, _ in out]
+
+    async def complain(
+        self, account: str, api_user: str, address: str, feedback_type: str, origin: Origin,
+        now_ms: int | None = None,
+    ) -> bool:  # fmt: skip
+        """A spam report (ARF): the address is blocked for the account for 180 days."""
+        now = self.now_ms() if now_ms is None else now_ms
+        expires = now + COMPLAINT_DAYS * DAY_MS
+        item = (address.lower(), api_user, expires, feedback_type or "abuse")
+        return (await self.add(account, SuppressionList.COMPLAINTS, [item], origin, now))[0]
+
+    async def unsubscribe(
+        self,
+        account: str,
+        api_user: str,
+        address: str,
+        reason: UnsubscribeReason,
+        origin: Origin = Origin.RECIPIENT,
+        now_ms: int | None = None,
+    ) -> bool:
+        """The recipient's unsubscribe; scoped to the API_USER when the account asks so."""
+        scope = await self.redis.hget(keys.account(account), "unsubscribe_scope")
+        item = (address.lower(), api_user if scope == "api_user" else None, None, reason.value)
+        return (await self.add(account, SuppressionList.UNSUBSCRIBES, [item], origin, now_ms))[0]
+
+    # -- removing -------------------------------------------------------------------------
+
+    async def remove(
+        self, account: str, kind: SuppressionList, items: Sequence[tuple[str, str | None]]
+    ) -> list[bool]:
+        """(target, API_USER or None) → whether each was on the list."""
+        assert kind is not SuppressionList.BOUNCES
+        meta = keys.suppression_meta(keys.suppression_scope(account))
+        results = []
+        # One call per item: the script answers with a total, and items are few.
+        for target, api_user in items:
+            scoped = api_user and kind is not SuppressionList.COMPLAINTS
+            member = f"{target}\t{api_user}" if scoped else target
+            removed, _ = await self._remove(
+                keys=[meta], args=[kind.value, "0", "members", member, bucket(member)]
+            )
+            results.append(bool(removed))
+        return results
+
+    async def prune(self, now_ms: int | None = None, buckets_per_call: int = 1024) -> int:
+        """Remove expired entries of every list (bounce counts stay); returns how many."""
+        now = self.now_ms() if now_ms is None else now_ms
+        scopes = [(keys.BOUNCE_SCOPE, [SuppressionList.BOUNCES])]
+        for account in sorted(await self.redis.smembers(keys.ACCOUNTS)):
+            scopes.append((keys.suppression_scope(account), list(ACCOUNT_LISTS)))
+        removed = 0
+        for scope, lists in scopes:
+            meta = keys.suppression_meta(scope)
+            for kind in lists:
+                keep = "1" if kind is SuppressionList.BOUNCES else "0"
+                first = 0
+                while first >= 0:
+                    n, first = await self._remove(
+                        keys=[meta],
+                        args=[kind.value, keep, "expired", now, first, buckets_per_call],
+                    )
+                    removed += int(n)
+        return removed
+
+    # -- listing --------------------------------------------------------------------------
+
+    async def page(
+        self,
+        account: str | None,
+        kind: SuppressionList,
+        flt: ListFilter,
+        cursor: str | None = None,
+        limit: int = 100,
+        walk: int = 512,
+    ) -> Page:
+        """Entries in bucket order; `cursor` (opaque) continues a walk. `account` is None
+        only for the global bounce list."""
+        scope = keys.BOUNCE_SCOPE if account is None else keys.suppression_scope(account)
+        start_bucket, start_member = "0", ""
+        if cursor:
+            start_bucket, _, start_member = cursor.partition(":")
+        if flt.address:
+            # One address lives in one bucket: go straight there.
+            only = str(bucket(flt.address))
+            if int(start_bucket) > int(only):
+                return Page([], None)
+            start_bucket, walk = only, 1
+        args = [
+            kind.value,
+            self.now_ms(),
+            start_bucket,
+            start_member,
+            limit,
+            walk,
+            flt.address,
+            flt.domain,
+            flt.api_user,
+            "1" if flt.include_unscoped else "0",
+            "" if flt.created_from_ms is None else flt.created_from_ms,
+            "" if flt.created_before_ms is None else flt.created_before_ms,
+        ]
+        out = await self._list(keys=[keys.suppression_meta(scope)], args=args)
+        next_bucket, next_member, rest = out[0], out[1], out[2:]
+        entries = [_entry(kind, rest[i], rest[i + 1], rest[i + 2]) for i in range(0, len(rest), 3)]
+        if flt.address:
+            next_bucket = next_bucket if next_member else ""
+        return Page(entries, f"{next_bucket}:{next_member}" if next_bucket else None)
+
+    async def iterate(
+        self, account: str | None, kind: SuppressionList, flt: ListFilter
+    ) -> AsyncIterator[Entry]:
+        """Every matching entry, a page at a time (exports)."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(account, kind, flt, cursor, limit=1000, walk=1024)
+            for entry in page.entries:
+                yield entry
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    async def list_sizes(self) -> dict[str, int]:
+        """Active entries per list, over all accounts (Prometheus)."""
+        accounts = sorted(await self.redis.smembers(keys.ACCOUNTS))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.suppression_meta(keys.BOUNCE_SCOPE), SuppressionList.BOUNCES.value)
+            for account in accounts:
+                meta = keys.suppression_meta(keys.suppression_scope(account))
+                pipe.hmget(meta, [k.value for k in ACCOUNT_LISTS])
+            rows = await pipe.execute()
+        sizes = {k.value: 0 for k in SuppressionList}
+        sizes[SuppressionList.BOUNCES.value] = int(rows[0] or 0)
+        for row in rows[1:]:
+            for kind, n in zip(ACCOUNT_LISTS, row, strict=True):
+                sizes[kind.value] += int(n or 0)
+        return sizes
+
+
+def _key(scope: str, kind: str, part: str, index: int) -> str:
+    return f"{keys.suppression_prefix(scope)}{kind}:{part}:{index}"
+
+
+def _recipient_args(recipients: Sequence[str]) -> list[str | int]:
+    args: list[str | int] = []
+    for recipient in recipients:
+        address = recipient.lower()
+        domain = "@" + address.rpartition("@")[2]
+        args += [address, bucket(address), domain, bucket(domain)]
+    return args
+
+
+def _first_block(hits: dict[SuppressionList, str]) -> Block | None:
+    for kind in _PRECEDENCE:
+        if kind in hits:
+            expires = int(float(hits[kind]))
+            return Block(kind, None if expires >= NO_EXPIRY_MS else expires)
+    return None
