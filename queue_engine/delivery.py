@@ -37,6 +37,7 @@ from queue_engine.smtp_client import (
     wire_body,
 )
 from queue_engine.statuses import Category, InvalidReason, PauseReason, Status, invalid_reason
+from queue_engine.suppression import Origin, Suppressions, is_tencent
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Deliverer:
         self.pool = pool
         self.clock = clock
         self.queues = QueueStore(redis)
+        self.suppressions = Suppressions(redis, clock)
         self._transition = redis.register_script(TRANSITION_LUA)
         self._bodies: dict[str, bytes] = {}
 
@@ -131,7 +133,7 @@ class Deliverer:
     ) -> BatchReport:
         """Deliver a claimed batch; what cannot start safely before the lease ends goes back."""
         report = BatchReport()
-        _, domain = keys.split_queue_tag(tag)
+        api_user, domain = keys.split_queue_tag(tag)
         pending, gone = await self._load(email_ids)
         report.skipped = len(gone)
         updates: list[Update] = []
@@ -141,6 +143,8 @@ class Deliverer:
                 updates.append(self._expired(email))
             else:
                 sendable.append(email)
+        if sendable:
+            sendable = await self._unsuppressed(api_user, sendable, updates)
         if sendable:
             updates += await self._route_and_send(domain, sendable, report, lease_deadline_ms)
         await self._record(tag, updates, gone, report)
@@ -153,6 +157,21 @@ class Deliverer:
             await self.queues.pause(tag, reason, now, until, reply)
             log.info("queue %s paused (%s) until %s: %s", tag, reason, iso(until), reply)
         return report
+
+    async def _unsuppressed(
+        self, api_user: str, emails: list[Pending], updates: list[Update]
+    ) -> list[Pending]:
+        """Checked again at delivery: lists change while mail waits in the queue."""
+        blocks = await self.suppressions.check(
+            emails[0].account, api_user, [e.recipient for e in emails], self.now_ms()
+        )
+        keep = []
+        for email, block in zip(emails, blocks, strict=True):
+            if block is None:
+                keep.append(email)
+            else:
+                updates.append(self._fail(email, block.reason, block.text))
+        return keep
 
     async def _route_and_send(
         self, domain: str, emails: list[Pending], report: BatchReport, lease_deadline_ms: int | None
@@ -417,6 +436,14 @@ class Deliverer:
             if g.account and g.status:  # an expired record has no indexes to mend
                 move(g.email_id, g.account, g.status, g.reason)
         report.skipped += len(overtaken)
+        bounced = [
+            (u.email.recipient, u.fields.get("mp_reply", ""))
+            for u, ok in zip(updates, applied, strict=True)
+            if ok and u.final == (Status.INVALID, InvalidReason.ADDRESS_NOT_EXIST)
+        ]
+        tencent = bool(bounced) and await is_tencent(
+            keys.split_queue_tag(tag)[1], self.router.mx_hosts
+        )
         for u, ok in zip(updates, applied, strict=True):
             if not ok:
                 continue
@@ -446,4 +473,7 @@ class Deliverer:
             )
             self.queues.ack(pipe, tag, acks)
             await self.queues.requeue(pipe, tag, retries)
+            await self.suppressions.add_bounces(
+                [(address, tencent, reply) for address, reply in bounced], Origin.MP, pipe=pipe
+            )
             await pipe.execute()

@@ -35,6 +35,8 @@ MAX_ACTIVE_QUEUES = 256
 RECONCILE_SECONDS = 2.0
 BUSY_REST_MS = 500
 RETENTION_SECONDS = 3600.0
+PRUNE_SECONDS = 60.0
+"""Expired suppression entries block nothing (checks compare the time); pruning frees memory."""
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -55,7 +57,7 @@ class Engine:
             helo_name=config.helo_name, timeout=config.smtp_timeout_seconds, limiter=self.limiter
         )
         self.queues = QueueStore(redis)
-        self.feedback = FeedbackApplier(redis, config.secret, clock)
+        self.feedback = FeedbackApplier(redis, config.secret, clock, router.mx_hosts)
         self.deliverer = Deliverer(redis, config, router, self.pool, clock)
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -73,6 +75,7 @@ class Engine:
             asyncio.create_task(self._every(5.0, self.pool.close_idle)),
             asyncio.create_task(self._every(SLOT_SECONDS / 3, self.pool.heartbeat)),
             asyncio.create_task(self._every(RETENTION_SECONDS, self._trim)),
+            asyncio.create_task(self._every(PRUNE_SECONDS, self.deliverer.suppressions.prune)),
             asyncio.create_task(self.feedback.run()),
         ]
         try:

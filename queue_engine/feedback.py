@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,8 @@ from queue_engine import keys
 from queue_engine.correlation import HEADER, email_id_from
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
 from queue_engine.reports import Finding, parse_report
-from queue_engine.statuses import Status, soft_bounce_reason
+from queue_engine.statuses import SoftBounceReason, Status, soft_bounce_reason
+from queue_engine.suppression import Origin, Suppressions, is_tencent
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,18 @@ class Applied:
 
 
 class FeedbackApplier:
-    def __init__(self, redis: Redis, secret: bytes, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        secret: bytes,
+        clock: Callable[[], float] = time.time,
+        mx_hosts: Callable[[str], Awaitable[list[str]]] | None = None,
+    ) -> None:
         self.redis = redis
         self.secret = secret
         self.clock = clock
+        self.mx_hosts = mx_hosts or _no_mx
+        self.suppressions = Suppressions(redis, clock)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._transition = redis.register_script(TRANSITION_LUA)
 
@@ -130,8 +139,8 @@ class FeedbackApplier:
     async def _soft_bounce(self, email_id: str, finding: Finding) -> Applied:
         assert finding.category is not None
         key = keys.email(email_id)
-        status, attempts, account, recipient, log_json = await self.redis.hmget(
-            key, ["status", "attempts", "account", "recipient", "log"]
+        status, attempts, account, recipient, domain, log_json = await self.redis.hmget(
+            key, ["status", "attempts", "account", "recipient", "domain", "log"]
         )
         if status != Status.DELIVERED:
             # Already bounced (a repeated DSN), failed, expired, or not yet recorded.
@@ -153,12 +162,20 @@ class FeedbackApplier:
             pipe.zrem(keys.index_status(account, Status.DELIVERED), email_id)
             pipe.zadd(keys.index_status(account, Status.SOFT_BOUNCE), {email_id: 0})
             pipe.zadd(keys.index_status(account, Status.SOFT_BOUNCE, reason), {email_id: 0})
+            if reason == SoftBounceReason.ADDRESS_NOT_EXIST:
+                tencent = await is_tencent(domain, self.mx_hosts)
+                await self.suppressions.add_bounces(
+                    [(recipient, tencent, reply.strip())], Origin.DSN, pipe=pipe
+                )
             await pipe.execute()
         return Applied(email_id, "dsn", f"soft_bounce/{reason}")
 
     async def _complaint(self, email_id: str, finding: Finding) -> Applied:
         key = keys.email(email_id)
-        if not await self.redis.exists(key):
+        account, api_user, recipient = await self.redis.hmget(
+            key, ["account", "api_user", "recipient"]
+        )
+        if account is None:
             return Applied(email_id, "arf", "stale")
         complaint = {
             "time": iso(int(self.clock() * 1000)),
@@ -167,9 +184,16 @@ class FeedbackApplier:
             "source_ip": finding.source_ip,
             "arrival_date": finding.arrival_date,
         }
-        # Setting, not counting: a repeated report leaves the same record.
-        await self.redis.hset(key, "complaint", json.dumps(complaint, separators=(",", ":")))
+        # Setting, not counting: a repeated report changes nothing.
+        if await self.redis.hsetnx(key, "complaint", json.dumps(complaint, separators=(",", ":"))):
+            await self.suppressions.complain(
+                account, api_user, recipient, finding.feedback_type or "abuse", Origin.ARF
+            )
         return Applied(email_id, "arf", "complaint")
+
+
+async def _no_mx(domain: str) -> list[str]:
+    return []
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -201,6 +201,14 @@ class Router:
             raise type(result)(result.reply)  # fresh instance: no shared traceback state
         return _order(result)
 
+    async def mx_hosts(self, domain: str) -> list[str]:
+        """A domain's MX names, for rules that depend on the provider behind it (the bounce
+        law of Tencent mail); [] when DNS cannot say."""
+        try:
+            return [d.mx for d in await self.resolve(domain)]
+        except RoutingError:
+            return []
+
     def _store(self, name: str, expires: float, result: list[_MXHost] | RoutingError) -> None:
         if len(self._cache) >= _MAX_CACHE_ENTRIES:
             now = self._clock()

@@ -24,6 +24,7 @@ from queue_engine.message import LINE_BREAKS, MessageError, build_body, check_he
 from queue_engine.queues import QueueStore
 from queue_engine.records import EmailRecord, new_email_id
 from queue_engine.statuses import InvalidReason, Status
+from queue_engine.suppression import Suppressions
 
 MAX_SUBJECT = 998
 MAX_TAG = 64
@@ -112,6 +113,7 @@ class Submitter:
         self.redis = redis
         self.config = config
         self.queues = QueueStore(redis)
+        self.suppressions = Suppressions(redis)
 
     async def submit(
         self, principal: Principal, request: SendRequest, request_ip: str, now_ms: int
@@ -154,6 +156,7 @@ class Submitter:
             if status is Status.INVALID:
                 record.mp_reply = f"mailpulse: recipient address format error: {exc_text}"
             records.append(record)
+        await self._suppress(account, api_user, records, now_ms)
         body = build_body(
             from_name=request.from_name,
             from_address=request.from_address,
@@ -166,6 +169,19 @@ class Submitter:
         )
         await self._store(account, message_id, body, records, now_ms)
         return [r.email_id for r in records]
+
+    async def _suppress(
+        self, account: str, api_user: str, records: list[EmailRecord], now_ms: int
+    ) -> None:
+        """Fail, unattempted and unbilled, the recipients a suppression list blocks."""
+        candidates = [r for r in records if r.status is Status.REQUESTING]
+        blocks = await self.suppressions.check(
+            account, api_user, [r.recipient for r in candidates], now_ms
+        )
+        for record, block in zip(candidates, blocks, strict=True):
+            if block is not None:
+                record.status, record.reason = Status.INVALID, block.reason.value
+                record.mp_reply = block.text
 
     async def _store(
         self, account: str, message_id: str, body: str, records: list[EmailRecord], now_ms: int

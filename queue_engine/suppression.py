@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -132,6 +132,11 @@ def _law(tencent: bool) -> str:
 def is_tencent_mx(hosts: Iterable[str]) -> bool:
     return any(h.rstrip(".").lower() == "qq.com" or h.rstrip(".").lower().endswith(".qq.com")
                for h in hosts)  # fmt: skip
+
+
+async def is_tencent(domain: str, mx_hosts: Callable[[str], Awaitable[list[str]]]) -> bool:
+    """Tencent mail, for the bounce law: its own domains, or a domain whose MX is Tencent's."""
+    return domain.lower() in TENCENT_DOMAINS or is_tencent_mx(await mx_hosts(domain))
 
 
 def bucket(member: str) -> int:
@@ -333,13 +338,12 @@ class Suppressions:
 
     async def add_bounces(
         self,
-        addresses: Sequence[tuple[str, bool]],
+        addresses: Sequence[tuple[str, bool, str]],
         origin: Origin,
-        reason: str = "address_not_exist",
         now_ms: int | None = None,
         pipe: Pipeline | None = None,
     ) -> list[tuple[int, int]] | None:
-        """(address, is Tencent mail) pairs → (count N, expiry ms) each, per SPEC B3.
+        """(address, is Tencent mail, MP reply) → (count N, expiry ms) each, per SPEC B3.
 
         Given a pipeline, the call joins it and returns None (the caller executes it).
         """
@@ -347,7 +351,7 @@ class Suppressions:
             return []
         now = self.now_ms() if now_ms is None else now_ms
         items: list[str | int] = []
-        for address, tencent in addresses:
+        for address, tencent, reason in addresses:
             member = address.lower()
             items += [member, bucket(member), "law:t" if tencent else "law:o", origin, "",
                       reason[:MAX_REASON]]  # fmt: skip

@@ -48,7 +48,7 @@ async def test_each_bounce_extends_the_block_by_the_law_of_its_count(
     now = NOW
     for n in range(1, 7):
         [(count, expires)] = await sup.add_bounces(
-            [("Who@Example.COM", tencent)], Origin.MP, now_ms=now
+            [("Who@Example.COM", tencent, "550 5.1.1 no such user")], Origin.MP, now_ms=now
         )
         assert count == n
         assert expires == now + B3[n][0 if tencent else 1] * DAY_MS
@@ -64,7 +64,7 @@ async def test_each_bounce_extends_the_block_by_the_law_of_its_count(
 
 async def test_bounce_count_survives_expiry_and_pruning(redis: Redis) -> None:
     sup = Suppressions(redis)
-    [(_, expires)] = await sup.add_bounces([("a@b.example", False)], Origin.DSN, now_ms=NOW)
+    [(_, expires)] = await sup.add_bounces([("a@b.example", False, "")], Origin.DSN, now_ms=NOW)
     assert await sup.list_sizes() == {
         "bounces": 1,
         "blocks": 0,
@@ -75,7 +75,9 @@ async def test_bounce_count_survives_expiry_and_pruning(redis: Redis) -> None:
     assert await sup.prune(now_ms=expires) == 1
     assert (await sup.list_sizes())["bounces"] == 0
     assert (await sup.page(None, SuppressionList.BOUNCES, ListFilter())).entries == []
-    [(count, _)] = await sup.add_bounces([("a@b.example", False)], Origin.MP, now_ms=expires + 5)
+    [(count, _)] = await sup.add_bounces(
+        [("a@b.example", False, "")], Origin.MP, now_ms=expires + 5
+    )
     assert count == 2
 
 
@@ -132,7 +134,9 @@ async def test_account_lists_block_with_their_own_text_and_scope(redis: Redis) -
 
 async def test_exemption_lifts_the_bounce_block_only(redis: Redis) -> None:
     sup = Suppressions(redis)
-    await sup.add_bounces([("a@x.example", False), ("b@y.example", False)], Origin.MP, now_ms=NOW)
+    await sup.add_bounces(
+        [("a@x.example", False, ""), ("b@y.example", False, "")], Origin.MP, now_ms=NOW
+    )
     await sup.add(
         "acct", SuppressionList.EXEMPTIONS, [("@x.example", None, None, "")], Origin.API, now_ms=NOW
     )
@@ -219,7 +223,7 @@ async def test_listing_by_period_and_api_user(redis: Redis) -> None:
 
 async def test_entries_for_an_address_with_details(redis: Redis) -> None:
     sup = Suppressions(redis, clock=lambda: NOW / 1000)
-    await sup.add_bounces([("a@x.example", True)], Origin.MP, reason="550 no such user", now_ms=NOW)
+    await sup.add_bounces([("a@x.example", True, "550 no such user")], Origin.MP, now_ms=NOW)
     await sup.add(
         "acct",
         SuppressionList.BLOCKS,
@@ -263,7 +267,7 @@ async def test_a_large_list_stays_compact(redis: Redis) -> None:
     batch = 5000
     for start in range(0, n, batch):
         await sup.add_bounces(
-            [(f"user{i}@example{i % 97}.com", False) for i in range(start, start + batch)],
+            [(f"user{i}@example{i % 97}.com", False, "") for i in range(start, start + batch)],
             Origin.MP,
             now_ms=NOW,
         )
