@@ -23,6 +23,12 @@ DELIVERY_LOG_LIMIT = 20
 _DEFAULTS = {"log": ("[]",), "billable": ("0",), "attempts": ("0",), "connected": ("0",)}
 """Attempts kept per record: enough to explain a retry history, bounded in memory."""
 
+OPENS = "opens"
+CLICKS = "clicks"
+UNSUBSCRIBE = "unsubscribe"
+"""Hash fields of the tracking events (tracking.py): JSON objects one per line, and the
+exact count of each in `<field>_count`."""
+
 
 def new_email_id(request_ms: int) -> str:
     """Request time in fixed-width hex then randomness: ids sort by time in ZRANGEBYLEX."""
@@ -35,6 +41,15 @@ def is_email_id(value: str) -> bool:
 
 def id_time_ms(email_id: str) -> int:
     return int(email_id[:12], 16)
+
+
+def parse_iso_ms(raw: str) -> int:
+    """ISO 8601 (a date, or a time with an offset; naive means UTC) → epoch ms; the
+    inverse of `iso`. Raises ValueError."""
+    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
 
 
 def iso(ms: int | None) -> str | None:
@@ -71,6 +86,11 @@ class EmailRecord:
     connected: bool = False
     complaint: dict[str, Any] | None = None
     """The latest spam report (ARF) about this email, as feedback.py records it."""
+    opens: list[dict[str, Any]] = field(default_factory=list)
+    clicks: list[dict[str, Any]] = field(default_factory=list)
+    open_count: int = 0
+    click_count: int = 0
+    unsubscribe: dict[str, Any] | None = None
 
     def to_hash(self) -> dict[str, str]:
         """Only fields with a value: a new record's defaults cost no bytes in Redis."""
@@ -121,6 +141,11 @@ class EmailRecord:
             attempts=int(h.get("attempts") or 0),
             connected=h.get("connected") == "1",
             complaint=json.loads(h["complaint"]) if h.get("complaint") else None,
+            opens=_events(h.get(OPENS)),
+            clicks=_events(h.get(CLICKS)),
+            open_count=int(h.get(f"{OPENS}_count") or 0),
+            click_count=int(h.get(f"{CLICKS}_count") or 0),
+            unsubscribe=next(iter(_events(h.get(UNSUBSCRIBE))), None),
         )
 
     def to_api(self) -> dict[str, Any]:
@@ -140,7 +165,14 @@ class EmailRecord:
             "delivery_log": self.delivery_log,
             "billable": self.billable,
             "attempts": self.attempts,
-            "opens": [],
-            "clicks": [],
+            "opens": self.opens,
+            "clicks": self.clicks,
+            "open_count": self.open_count,
+            "click_count": self.click_count,
             "complaint": self.complaint,
+            "unsubscribe": self.unsubscribe,
         }
+
+
+def _events(lines: str | None) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines.split("\n")] if lines else []

@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.api import Api, ApiConfig
 from web.api_queues import QueuesApi
+from web.api_suppressions import SuppressionsApi
+from web.console.routes import Console
 from web.errors import ApiError, api_error_handler, error_response, http_error_handler
 from web.openapi import SPEC
 
@@ -25,7 +27,11 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; object-src 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none';"
+        b" form-action 'self'",
+    ),
 ]
 
 
@@ -60,12 +66,14 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     """The app over one Redis client (it connects lazily, inside the server's loop)."""
     api = Api(redis, config)
     queues = QueuesApi(redis)
+    console = Console(redis, config.engine.secret, config.console_tick_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await console.aclose()
             await redis.aclose()
 
     async def healthz(request: Request) -> Response:
@@ -75,11 +83,16 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     async def openapi(request: Request) -> Response:
         return JSONResponse(SPEC)
 
+    async def storage_down(request: Request, exc: Exception) -> Response:
+        return console.storage_unavailable(request) or await _storage_down(request, exc)
+
     routes = [
         *api.routes(),
         *queues.routes(),
+        *SuppressionsApi(redis, config.engine.max_body_bytes).routes(),
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+        *console.routes(),
     ]
     return Starlette(
         routes=routes,
@@ -87,8 +100,8 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,
-            RedisConnectionError: _storage_down,
-            RedisTimeoutError: _storage_down,
+            RedisConnectionError: storage_down,
+            RedisTimeoutError: storage_down,
         },
         lifespan=lifespan,
     )

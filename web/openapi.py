@@ -315,3 +315,137 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+
+def _suppression_paths() -> dict[str, Any]:
+    """The five lists share one shape; which methods each takes is what differs."""
+    entry = {
+        "type": "object",
+        "properties": {
+            "address": {"type": "string"},
+            "domain": {"type": "string", "description": "instead of address: a whole domain"},
+            "list": {"type": "string"},
+            "api_user": {"type": ["string", "null"]},
+            "reason": {"type": "string"},
+            "origin": {
+                "type": "string",
+                "enum": ["mp", "dsn", "arf", "recipient", "api", "console"],
+            },
+            "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "count": {"type": "integer", "description": "bounces: N of SPEC B3"},
+        },
+    }
+    item = {
+        "type": "object",
+        "properties": {
+            "address": {"type": "string"},
+            "domain": {"type": "string"},
+            "api_user": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string", "maxLength": 200},
+        },
+    }
+    items_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array", "maxItems": 1000, "items": item}},
+                }
+            }
+        },
+    }
+    per_item = {
+        "200": {"description": "every item applied: {added|removed, ..., results: [...]}"},
+        "207": {"description": "some items applied; results name each bad item's field"},
+        **_errors(400, 401, 413, 415),
+    }
+    filters = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in ("address", "domain", "api_user", "start", "end", "limit", "cursor")
+    ]
+    listing = {
+        "200": {
+            "description": "{items, next_cursor}",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": entry},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    }
+                }
+            },
+        },
+        **_errors(400, 401, 404),
+    }
+    paths: dict[str, Any] = {}
+    for name, writable, deletable in (
+        ("bounces", False, False),
+        ("blocks", True, True),
+        ("complaints", False, True),
+        ("unsubscribes", True, True),
+        ("exemptions", True, True),
+    ):
+        ops: dict[str, Any] = {
+            "get": {
+                "summary": f"List the {name} entries"
+                + (" (global list: address required)" if name == "bounces" else ""),
+                "parameters": filters,
+                "responses": listing,
+            }
+        }
+        if writable:
+            ops["post"] = {
+                "summary": f"Add {name} entries",
+                "requestBody": items_body,
+                "responses": per_item,
+            }
+        if deletable:
+            ops["delete"] = {
+                "summary": f"Delete {name} entries"
+                + (" (the answer warns: repeat complaints)" if name == "complaints" else ""),
+                "requestBody": items_body,
+                "responses": per_item,
+            }
+        paths[f"/v1/suppressions/{name}"] = ops
+    paths["/v1/suppressions/blocks/upload"] = {
+        "post": {
+            "summary": "Upload a block list: CSV lines address-or-domain[,api_user,expires_at,"
+            "reason], at most 100,000; bad lines are reported by number",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                        }
+                    },
+                },
+            },
+            "responses": per_item,
+        }
+    }
+    paths["/v1/suppressions/check"] = {
+        "get": {
+            "summary": "Which lists block an address, why and until when",
+            "parameters": [
+                {"name": "address", "in": "query", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "{address, blocked, exempt, entries}"},
+                **_errors(400, 401),
+            },
+        }
+    }
+    return paths
+
+
+SPEC["paths"].update(_suppression_paths())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 
+from queue_engine.records import parse_iso_ms
 from web.errors import ApiError
 
 MAX_JSON_DEPTH = 32
@@ -76,9 +76,6 @@ def client_ip(request: Request, trusted_proxies: Networks) -> str:
 def parse_time(name: str, raw: str) -> int:
     """ISO 8601 (a date, or a time with offset; naive means UTC) → epoch ms."""
     try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_iso_ms(raw)
     except ValueError:
         raise ApiError(400, f"{raw!r} is not an ISO 8601 time", field=name) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)

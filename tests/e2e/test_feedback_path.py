@@ -111,6 +111,15 @@ async def test_a_later_bounce_makes_a_delivered_email_a_soft_bounce(
             "/v1/emails", params={"status": "delivered"}, headers=sender.basic
         )
         assert delivered.json()["items"] == []
+        # The DSN put the address on the global bounce list (SPEC B1), origin dsn.
+        check = await client.get(
+            "/v1/suppressions/check",
+            params={"address": "bounce1@gmail.example"},
+            headers=sender.basic,
+        )
+        [entry] = check.json()["entries"]
+        assert (entry["list"], entry["origin"], entry["count"]) == ("bounces", "dsn", 1)
+        assert "5.1.1" in entry["reason"]
     finally:
         await mp.stop()
         await reporter.close()
@@ -172,6 +181,15 @@ async def test_a_spam_report_is_recorded_on_its_email(
         assert item["status"] == "delivered"  # a complaint is not a bounce
         assert item["complaint"]["feedback_type"] == "abuse"
         assert item["complaint"]["source_ip"] == "127.0.0.1"
+        # The report put the address on the account's spam-report list for 180 days.
+        listed = await client.get("/v1/suppressions/complaints", headers=sender.bearer)
+        [entry] = listed.json()["items"]
+        assert (entry["address"], entry["api_user"], entry["reason"], entry["origin"]) == (
+            "complain7@qq.example",
+            sender.api_user,
+            "abuse",
+            "arf",
+        )
     finally:
         await mp.stop()
         await reporter.close()
