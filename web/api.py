@@ -26,6 +26,8 @@ from web.requests import Networks, client_ip, read_json
 class ApiConfig:
     engine: EngineConfig
     trusted_proxies: Networks = ()
+    console_tick_seconds: float = 5.0
+    """How often the console pushes a queue snapshot; tests and benchmarks go faster."""
 
 
 class Api:

@@ -50,6 +50,19 @@ def queue_json(status: QueueStatus, window: int) -> dict[str, Any]:
     }
 
 
+async def visible_api_users(redis: Redis, principal: Principal) -> set[str]:
+    if principal.api_user:
+        return {principal.api_user}
+    return await api_users_of(redis, principal.account)
+
+
+async def owns_queue(redis: Redis, principal: Principal, api_user: str, domain: str) -> bool:
+    """The queue exists and the caller may act on it (the console's Resume checks the same)."""
+    return api_user in await visible_api_users(redis, principal) and bool(
+        await redis.sismember(keys.api_user_queues(api_user), domain)
+    )
+
+
 class QueuesApi:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -72,11 +85,6 @@ class QueuesApi:
             ),
         ]
 
-    async def _visible_api_users(self, principal: Principal) -> set[str]:
-        if principal.api_user:
-            return {principal.api_user}
-        return await api_users_of(self.redis, principal.account)
-
     async def list_queues(self, request: Request) -> JSONResponse:
         principal = await authenticate(self.redis, request)
         q = request.query_params
@@ -86,7 +94,7 @@ class QueuesApi:
         window = q.get("window", "5")
         if window not in {str(w) for w in WINDOWS}:
             raise ApiError(400, "window must be 5, 15 or 30 (seconds)", field="window")
-        users = await self._visible_api_users(principal)
+        users = await visible_api_users(self.redis, principal)
         if q.get("api_user"):
             users &= {q["api_user"]}
         queues = await queue_domains(self.redis, users)
@@ -101,10 +109,7 @@ class QueuesApi:
         principal = await authenticate(self.redis, request)
         api_user = request.path_params["api_user"]
         domain = request.path_params["domain"].lower()
-        users = await self._visible_api_users(principal)
-        if api_user not in users or not await self.redis.sismember(
-            keys.api_user_queues(api_user), domain
-        ):
+        if not await owns_queue(self.redis, principal, api_user, domain):
             raise ApiError(404, "no such queue", field="domain")
         return api_user, domain
 

@@ -17,11 +17,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.api import Api, ApiConfig
+from web.api_exports import ExportsApi
 from web.api_queues import QueuesApi
 from web.api_suppressions import SuppressionsApi
 from web.console.routes import Console
 from web.errors import ApiError, api_error_handler, error_response, http_error_handler
 from web.openapi import SPEC
+from web.tracking import TrackingRoutes
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -89,9 +91,11 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     routes = [
         *api.routes(),
         *queues.routes(),
+        *ExportsApi(redis, config).routes(),
         *SuppressionsApi(redis, config.engine.max_body_bytes).routes(),
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+        *TrackingRoutes(redis, config).routes(),
         *console.routes(),
     ]
     return Starlette(

@@ -1,0 +1,1 @@
+"""The web console: login, live queue status, email status (issue 7)."""

@@ -1,0 +1,221 @@
+// The live queue page: charts, window switch, filters, sort, countdowns.
+// Rows arrive as HTML over the socket (htmx ws extension swaps them by id);
+// chart points arrive as JSON on the same socket and are handled here.
+(function () {
+  "use strict";
+
+  var section, socket = null, totalChart = null, queueChart = null, openQueue = null;
+  var totalPoints = [];   // [{t, total: {"5": [in, att, out], ...}}]
+  var queuePoints = [];   // [[t, {"5": [...], ...}]] of the open queue
+  var MAX_POINTS = 120;
+  var SERIES = [
+    { label: "Inbound", stroke: "#2563eb" },
+    { label: "Attempted", stroke: "#f59e0b" },
+    { label: "Outbound", stroke: "#16a34a" }
+  ];
+
+  function windowSize() { return section.getAttribute("data-window"); }
+
+  function chartOptions(el) {
+    return {
+      width: Math.max(280, el.clientWidth),
+      height: 200,
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.15)]; } } },
+      axes: [{}, { values: function (u, vals) { return vals.map(function (v) { return v + "/s"; }); }, size: 56 }],
+      series: [{}].concat(SERIES.map(function (s) {
+        return { label: s.label, stroke: s.stroke, width: 2, value: function (u, v) { return v == null ? "–" : v.toFixed(1) + "/s"; } };
+      }))
+    };
+  }
+
+  function columns(points, pick) {
+    var w = windowSize(), data = [[], [], [], []];
+    points.forEach(function (p) {
+      var r = pick(p)[w];
+      data[0].push(p.t / 1000);
+      for (var i = 0; i < 3; i++) data[i + 1].push(r[i]);
+    });
+    return data;
+  }
+
+  function drawTotal() {
+    var el = document.getElementById("total-chart");
+    if (!el || typeof uPlot === "undefined") return;
+    var data = columns(totalPoints, function (p) { return p.total; });
+    if (!totalChart) totalChart = new uPlot(chartOptions(el), data, el);
+    else totalChart.setData(data);
+  }
+
+  function drawQueue() {
+    var el = document.getElementById("queue-chart");
+    if (!openQueue || !el || typeof uPlot === "undefined") return;
+    var points = queuePoints.map(function (p) { return { t: p[0], q: p[1] }; });
+    var data = columns(points, function (p) { return p.q; });
+    if (!queueChart) queueChart = new uPlot(chartOptions(el), data, el);
+    else queueChart.setData(data);
+  }
+
+  function onJson(msg) {
+    if (msg.type === "history") {
+      totalPoints = msg.points.slice(-MAX_POINTS);
+      drawTotal();
+    } else if (msg.type === "points") {
+      totalPoints.push({ t: msg.t, total: msg.total });
+      if (totalPoints.length > MAX_POINTS) totalPoints.shift();
+      drawTotal();
+      if (openQueue && msg.queues[openQueue]) {
+        queuePoints.push([msg.t, msg.queues[openQueue]]);
+        if (queuePoints.length > MAX_POINTS) queuePoints.shift();
+        drawQueue();
+      }
+      section.setAttribute("data-tick", String(msg.t));
+    } else if (msg.type === "queue_history" && msg.queue === openQueue) {
+      queuePoints = msg.points;
+      drawQueue();
+    } else if (msg.type === "error") {
+      var live = document.getElementById("live");
+      live.textContent = msg.message + ": reload the page";
+      live.setAttribute("data-state", "closed");
+    }
+  }
+
+  function openChart(button) {
+    openQueue = button.getAttribute("data-queue");
+    queuePoints = [];
+    document.getElementById("queue-chart-name").textContent = button.getAttribute("data-name");
+    document.getElementById("queue-chart-card").hidden = false;
+    if (queueChart) { queueChart.destroy(); queueChart = null; }
+    drawQueue();
+    if (socket) socket.send(JSON.stringify({ action: "history", queue: openQueue }));
+  }
+
+  function closeChart() {
+    openQueue = null;
+    document.getElementById("queue-chart-card").hidden = true;
+    if (queueChart) { queueChart.destroy(); queueChart = null; }
+  }
+
+  function number(el, attr) { return parseFloat(el.getAttribute(attr)) || 0; }
+
+  function arrange() {
+    var table = section.querySelector(".queues-table");
+    if (!table) return;
+    var user = document.getElementById("filter-user").value;
+    var domain = document.getElementById("filter-domain").value.trim().toLowerCase();
+    var sort = document.getElementById("sort").value, w = windowSize();
+    var rows = Array.prototype.slice.call(table.querySelectorAll("tbody.queue"));
+    rows.forEach(function (row) {
+      var show = (!user || row.getAttribute("data-user") === user) &&
+        (!domain || row.getAttribute("data-domain").indexOf(domain) >= 0);
+      row.hidden = !show;
+    });
+    var key = {
+      status: function (r) { return [-number(r, "data-paused"), -number(r, "data-pending")]; },
+      pending: function (r) { return [-number(r, "data-pending")]; },
+      outbound: function (r) { return [-number(r, "data-out" + w)]; },
+      inbound: function (r) { return [-number(r, "data-in" + w)]; },
+      domain: function (r) { return [r.getAttribute("data-domain"), r.getAttribute("data-user")]; }
+    }[sort];
+    rows.sort(function (a, b) {
+      var ka = key(a), kb = key(b);
+      for (var i = 0; i < ka.length; i++) {
+        if (ka[i] < kb[i]) return -1;
+        if (ka[i] > kb[i]) return 1;
+      }
+      return 0;
+    });
+    rows.forEach(function (row) { table.appendChild(row); });
+    var shown = rows.filter(function (r) { return !r.hidden; }).length;
+    var none = document.getElementById("no-match");
+    if (none) none.hidden = shown > 0 || rows.length === 0;
+    fillUsers(rows);
+  }
+
+  function fillUsers(rows) {
+    var select = document.getElementById("filter-user");
+    var known = {};
+    Array.prototype.forEach.call(select.options, function (o) { known[o.value] = true; });
+    rows.forEach(function (r) {
+      var u = r.getAttribute("data-user");
+      if (!known[u]) {
+        known[u] = true;
+        var o = document.createElement("option");
+        o.value = u; o.textContent = u;
+        select.appendChild(o);
+      }
+    });
+  }
+
+  function countdowns() {
+    var now = Date.now();
+    section.querySelectorAll("time.countdown[datetime]").forEach(function (el) {
+      var left = (Date.parse(el.getAttribute("datetime")) - now) / 1000;
+      var text = left >= 3600 ? window.mailpulse.duration(left)
+        : (left >= 60 ? Math.floor(left / 60) + " min " : "") + Math.floor(left % 60) + " s";
+      el.textContent = left > 1 ? "in " + text : "any moment now";
+    });
+  }
+
+  function setWindow(w) {
+    section.setAttribute("data-window", w);
+    section.querySelectorAll(".window-label").forEach(function (el) { el.textContent = w; });
+    var url = new URL(location.href);
+    url.searchParams.set("window", w);
+    history.replaceState(null, "", url);
+    drawTotal();
+    drawQueue();
+    arrange();
+  }
+
+  function setLive(state, text) {
+    var live = document.getElementById("live");
+    live.setAttribute("data-state", state);
+    live.textContent = text;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    section = document.getElementById("queues");
+    if (!section) return;
+    section.addEventListener("htmx:wsOpen", function (e) {
+      socket = e.detail.socketWrapper;
+      setLive("open", "live");
+    });
+    section.addEventListener("htmx:wsClose", function (e) {
+      socket = null;
+      if (e.detail.event.code === 4401) { location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search)); return; }
+      setLive("closed", "reconnecting…");
+    });
+    section.addEventListener("htmx:wsBeforeMessage", function (e) {
+      var text = e.detail.message;
+      if (typeof text === "string" && text.charAt(0) === "{") {
+        e.preventDefault();
+        onJson(JSON.parse(text));
+      }
+    });
+    section.addEventListener("htmx:wsAfterMessage", function () {
+      arrange();
+      countdowns();
+      window.mailpulse.refreshTimes(section);
+    });
+    section.addEventListener("change", function (e) {
+      if (e.target.name === "window") setWindow(e.target.value);
+      else if (e.target.id === "filter-user" || e.target.id === "sort") arrange();
+    });
+    document.getElementById("filter-domain").addEventListener("input", arrange);
+    section.addEventListener("click", function (e) {
+      var button = e.target.closest(".chart-btn");
+      if (button) openChart(button);
+      else if (e.target.id === "queue-chart-close") closeChart();
+    });
+    // Charts follow their card's width (window resizes, the queue chart opening beside).
+    new ResizeObserver(function () {
+      [[totalChart, "total-chart"], [queueChart, "queue-chart"]].forEach(function (c) {
+        if (c[0]) c[0].setSize({ width: Math.max(280, document.getElementById(c[1]).clientWidth), height: 200 });
+      });
+    }).observe(section.querySelector(".charts"));
+    arrange();
+    countdowns();
+    drawTotal();
+    setInterval(countdowns, 1000);
+  });
+})();
