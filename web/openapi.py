@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web.console.openapi_paths import CONSOLE_PATHS
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -449,3 +451,4 @@ def _suppression_paths() -> dict[str, Any]:
 
 
 SPEC["paths"].update(_suppression_paths())
+SPEC["paths"].update(CONSOLE_PATHS)

@@ -1,0 +1,60 @@
+"""The console's HTML routes for the OpenAPI document, which lists every route of the app.
+
+They answer HTML for a browser with a session cookie, not JSON; `WS /ws/queues`
+is described in the README, since OpenAPI has no websockets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SEE_OTHER = {"303": {"description": "redirect (to the login form without a session)"}}
+_FORBIDDEN = {"403": {"description": "the form's CSRF token is missing or wrong"}}
+
+
+def _page(summary: str, params: tuple[str, ...] = (), **responses: Any) -> dict[str, Any]:
+    return {
+        "tags": ["console"],
+        "summary": summary,
+        "security": [],
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in params
+        ],
+        "responses": {"200": {"description": "an HTML page"}, **_SEE_OTHER, **responses},
+    }
+
+
+CONSOLE_PATHS: dict[str, Any] = {
+    "/": {"get": _page("Console: live queue status (rates, pauses, Resume)")},
+    "/login": {
+        "get": _page("Console: login form"),
+        "post": _page(
+            "Console: log in (email, password, csrf_token form fields)",
+            **{"401": {"description": "wrong email or password"}},
+            **_FORBIDDEN,
+        ),
+    },
+    "/logout": {"post": _page("Console: log out (csrf_token form field)", **_FORBIDDEN)},
+    "/queues/{api_user}/{domain}/resume": {
+        "post": _page(
+            "Console: Resume a paused queue from a plain form (the page uses the websocket)",
+            ("api_user", "domain"),
+            **_FORBIDDEN,
+        )
+    },
+    "/emails": {
+        "get": _page(
+            "Console: email status, filtered as GET /v1/emails",
+            **{"400": {"description": "the page, with the filter at fault named"}},
+        )
+    },
+    "/emails/{email_id}": {
+        "get": _page(
+            "Console: one email with its delivery log, opens and clicks",
+            ("email_id",),
+            **{"404": {"description": "not in this account"}},
+        )
+    },
+    "/suppressions": {"get": _page("Console: suppression lists")},
+}
