@@ -47,14 +47,12 @@ class SessionCodec:
         self._key = hmac.new(secret, b"mailpulse console session", hashlib.sha256).digest()
 
     def _sign(self, payload: bytes) -> str:
-        return base64.urlsafe_b64encode(
-            hmac.new(self._key, payload, hashlib.sha256).digest()
-        ).decode()
+        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest())
 
     def encode(self, session: Session) -> str:
         body = {"c": session.csrf, "a": session.account, "e": session.email, "x": session.expires}
-        payload = base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode())
-        return f"{payload.decode()}.{self._sign(payload)}"
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(payload.encode())}"
 
     def decode(self, raw: str | None) -> Session | None:
         """The session if the signature holds and it has not expired; None otherwise."""
@@ -64,7 +62,7 @@ class SessionCodec:
         if not hmac.compare_digest(self._sign(payload.encode()), signature):
             return None
         try:
-            body = json.loads(base64.urlsafe_b64decode(payload))
+            body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             session = Session(csrf=body["c"], account=body["a"], email=body["e"], expires=body["x"])
         except (ValueError, KeyError, TypeError, binascii.Error):
             return None
@@ -83,3 +81,8 @@ class SessionCodec:
             samesite="lax",
             secure=connection.url.scheme in {"https", "wss"},
         )
+
+
+def _b64(data: bytes) -> str:
+    """Unpadded: `=` would make the cookie value a quoted string."""
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
