@@ -12,7 +12,9 @@ _SEE_OTHER = {"303": {"description": "redirect (to the login form without a sess
 _FORBIDDEN = {"403": {"description": "the form's CSRF token is missing or wrong"}}
 
 
-def _page(summary: str, params: tuple[str, ...] = (), **responses: Any) -> dict[str, Any]:
+def _page(
+    summary: str, responses: dict[str, Any] | None = None, params: tuple[str, ...] = ()
+) -> dict[str, Any]:
     return {
         "tags": ["console"],
         "summary": summary,
@@ -21,7 +23,7 @@ def _page(summary: str, params: tuple[str, ...] = (), **responses: Any) -> dict[
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
             for p in params
         ],
-        "responses": {"200": {"description": "an HTML page"}, **_SEE_OTHER, **responses},
+        "responses": {"200": {"description": "an HTML page"}, **_SEE_OTHER, **(responses or {})},
     }
 
 
@@ -31,29 +33,28 @@ CONSOLE_PATHS: dict[str, Any] = {
         "get": _page("Console: login form"),
         "post": _page(
             "Console: log in (email, password, csrf_token form fields)",
-            **{"401": {"description": "wrong email or password"}},
-            **_FORBIDDEN,
+            {"401": {"description": "wrong email or password"}, **_FORBIDDEN},
         ),
     },
-    "/logout": {"post": _page("Console: log out (csrf_token form field)", **_FORBIDDEN)},
+    "/logout": {"post": _page("Console: log out (csrf_token form field)", _FORBIDDEN)},
     "/queues/{api_user}/{domain}/resume": {
         "post": _page(
             "Console: Resume a paused queue from a plain form (the page uses the websocket)",
+            _FORBIDDEN,
             ("api_user", "domain"),
-            **_FORBIDDEN,
         )
     },
     "/emails": {
         "get": _page(
             "Console: email status, filtered as GET /v1/emails",
-            **{"400": {"description": "the page, with the filter at fault named"}},
+            {"400": {"description": "the page, with the filter at fault named"}},
         )
     },
     "/emails/{email_id}": {
         "get": _page(
             "Console: one email with its delivery log, opens and clicks",
+            {"404": {"description": "not in this account"}},
             ("email_id",),
-            **{"404": {"description": "not in this account"}},
         )
     },
     "/suppressions": {"get": _page("Console: suppression lists")},
