@@ -258,4 +258,5 @@ class Settings:
             secret=self.signing_key(),
             retention_days=self.retention_days,
             max_body_bytes=self.max_body_bytes,
+            exports_dir=self.data_dir / "exports",
         )

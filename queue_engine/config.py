@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 MAX_RECIPIENTS = 1000
 """Recipients per send call (CONTRACT); larger lists are split by the caller."""
@@ -22,6 +23,8 @@ class EngineConfig:
     """Signs return paths and X-Mailpulse-Id headers (correlation.py); the settings' key."""
     retention_days: int = 90
     max_body_bytes: int = 10 * 1024 * 1024
+    exports_dir: Path | None = None
+    """Where export files are written (the data dir's `exports`); None: no export worker."""
 
     def retry_delay(self, attempts: int) -> float:
         """Exponential backoff: base, 2 base, 4 base, ... capped at retry_max_seconds."""

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from queue_engine import keys
 from queue_engine.config import EngineConfig
 from queue_engine.delivery import Deliverer
+from queue_engine.export_worker import ExportWorker
 from queue_engine.feedback import FeedbackApplier
 from queue_engine.limits import SLOT_SECONDS, Limiter
 from queue_engine.policy import Policy
@@ -59,6 +60,9 @@ class Engine:
         self.queues = QueueStore(redis)
         self.feedback = FeedbackApplier(redis, config.secret, clock, router.mx_hosts)
         self.deliverer = Deliverer(redis, config, router, self.pool, clock)
+        self.exports = (
+            ExportWorker(redis, config.exports_dir, clock) if config.exports_dir else None
+        )
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._resting: dict[str, int] = {}
@@ -78,6 +82,8 @@ class Engine:
             asyncio.create_task(self._every(PRUNE_SECONDS, self.deliverer.suppressions.prune)),
             asyncio.create_task(self.feedback.run()),
         ]
+        if self.exports is not None:
+            helpers.append(asyncio.create_task(self.exports.run()))
         try:
             await self._schedule()
         finally:

@@ -85,6 +85,27 @@ def index_status(account_name: str, status: str, reason: str | None = None) -> s
     return f"ix:{account_name}:st:{status}"
 
 
+# Export tasks (exports.py). They are few (each is deleted 7 days after it ends), so
+# all their keys share one hash tag: claiming, heartbeats and finishing are each one
+# Lua call over the task and the status sets, atomic on Redis Cluster too.
+
+
+def export_task(task_id: str) -> str:
+    """HASH of one export task: account, type, filter, status, progress, file."""
+    return f"exp:{{exports}}:task:{task_id}"
+
+
+def export_status(status: str) -> str:
+    """ZSET of the task ids in one status, scored by what that status waits for:
+    pending → queued ms, running → lease deadline ms, success/failed → expiry ms."""
+    return f"exp:{{exports}}:st:{status}"
+
+
+def export_account(account_name: str) -> str:
+    """ZSET task id → created ms: one account's export tasks."""
+    return f"exp:{{exports}}:acct:{account_name}"
+
+
 def queue_tag(api_user_name: str, domain: str) -> str:
     return f"{api_user_name}/{domain}"
 

@@ -34,13 +34,21 @@ class EmailFilter:
     reason: str | None = None
 
     def matches(self, record: EmailRecord) -> bool:
+        return self.matches_fields(
+            record.recipient, record.type, record.tag, record.api_user, record.status, record.reason
+        )
+
+    def matches_fields(
+        self, recipient: str, email_type: str, tag: str, api_user: str, status: str, reason: str
+    ) -> bool:
+        """The check on raw record fields, for readers that skip building an EmailRecord."""
         return (
-            (self.address is None or record.recipient.lower() == self.address)
-            and (self.type is None or record.type == self.type)
-            and (self.tag is None or record.tag == self.tag)
-            and (self.api_user is None or record.api_user == self.api_user)
-            and (self.status is None or record.status == self.status)
-            and (self.reason is None or record.reason == self.reason)
+            (self.address is None or recipient.lower() == self.address)
+            and (self.type is None or email_type == self.type)
+            and (self.tag is None or tag == self.tag)
+            and (self.api_user is None or api_user == self.api_user)
+            and (self.status is None or status == self.status)
+            and (self.reason is None or reason == self.reason)
         )
 
 
@@ -65,6 +73,25 @@ def _candidate_indexes(account: str, f: EmailFilter) -> list[str]:
     return found
 
 
+def period_bounds(f: EmailFilter) -> tuple[str, str]:
+    """ZRANGEBYLEX bounds (inclusive start, exclusive end) of f's period in an index."""
+    return "[" + f"{f.start_ms:012x}", "(" + f"{f.end_ms + 1:012x}"
+
+
+async def smallest_index(
+    redis: Redis, account: str, f: EmailFilter, lo: str, hi: str
+) -> tuple[str, int]:
+    """The index to walk for f: the one of its filters with the fewest ids between lo and hi
+    (their count is also an upper bound of what matches)."""
+    indexes = _candidate_indexes(account, f)
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in indexes:
+            pipe.zlexcount(key, lo, hi)  # type: ignore[no-untyped-call]
+        counts = await pipe.execute()
+    count, _, index = min(zip(counts, range(len(indexes)), indexes, strict=True))
+    return index, int(count)
+
+
 class EmailQueries:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -83,16 +110,10 @@ class EmailQueries:
     async def search(
         self, principal: Principal, f: EmailFilter, limit: int, cursor: str | None
     ) -> Page:
-        lo = "[" + f"{f.start_ms:012x}"
-        hi = "(" + f"{f.end_ms + 1:012x}"
+        lo, hi = period_bounds(f)
         if cursor and "(" + cursor < hi:
             hi = "(" + cursor
-        indexes = _candidate_indexes(principal.account, f)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in indexes:
-                pipe.zlexcount(key, lo, hi)  # type: ignore[no-untyped-call]
-            counts = await pipe.execute()
-        index = min(zip(counts, range(len(indexes)), indexes, strict=True))[2]
+        index, _ = await smallest_index(self.redis, principal.account, f, lo, hi)
         items: list[EmailRecord] = []
         scanned = 0
         last_seen: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from queue_engine.exports import ExportType
 from web.console.openapi_paths import CONSOLE_PATHS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -451,4 +452,128 @@ def _suppression_paths() -> dict[str, Any]:
 
 
 SPEC["paths"].update(_suppression_paths())
+
+
+def _export_paths() -> dict[str, Any]:
+    task_id = [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    task = {"$ref": "#/components/schemas/Export"}
+    one = {"description": "the task", "content": {"application/json": {"schema": task}}}
+    filter_names = ("address", "type", "tag", "api_user", "status", "reason", "start", "end")
+    return {
+        "/v1/exports": {
+            "post": {
+                "summary": "Start an offline export; answers at once with the pending task",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "type": {
+                                        "type": "string",
+                                        "enum": _EXPORT_TYPES,
+                                        "default": "email_status",
+                                        "description": "types this server cannot write yet "
+                                        "are refused (400, field type)",
+                                    },
+                                    "filter": {
+                                        "type": "object",
+                                        "description": "the filters of GET /v1/emails, any "
+                                        "period within the data's retention (default: all of "
+                                        "it; an earlier start is moved to it)",
+                                        "properties": {n: {"type": "string"} for n in filter_names},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": one,
+                    **_errors(400, 401, 413, 415, 429, 503),
+                },
+            },
+            "get": {
+                "summary": "The caller's export tasks, newest first (an API_USER: its own)",
+                "responses": {
+                    "200": {
+                        "description": "{items}",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"items": {"type": "array", "items": task}},
+                                }
+                            }
+                        },
+                    },
+                    **_errors(401),
+                },
+            },
+        },
+        "/v1/exports/{task_id}": {
+            "get": {
+                "summary": "One export task: status and progress",
+                "parameters": task_id,
+                "responses": {"200": one, **_errors(401, 404)},
+            }
+        },
+        "/v1/exports/{task_id}/retry": {
+            "post": {
+                "summary": "Run a failed export again from the start",
+                "parameters": task_id,
+                "responses": {"202": one, **_errors(401, 404, 409)},
+            }
+        },
+        "/v1/exports/{task_id}/download": {
+            "get": {
+                "summary": "The file of a successful export: gzip-compressed UTF-8 CSV, header row",
+                "parameters": task_id,
+                "responses": {
+                    "200": {
+                        "description": "the file",
+                        "content": {
+                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                    **_errors(401, 404, 409),
+                },
+            }
+        },
+    }
+
+
+_EXPORT_TYPES = [t.value for t in ExportType]
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+SPEC["components"]["schemas"]["Export"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string", "enum": _EXPORT_TYPES},
+        "filter": {"type": "object", "description": "as given, with the period in effect"},
+        "status": {"type": "string", "enum": ["pending", "running", "success", "failed"]},
+        "api_user": {"type": ["string", "null"], "description": "who asked; null: account key"},
+        "progress": {
+            "type": "object",
+            "properties": {
+                "rows": {"type": "integer"},
+                "estimated_rows": {"type": ["integer", "null"], "description": "an upper bound"},
+                "percent": {"type": "number"},
+            },
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": _TIME,
+        "finished_at": _TIME,
+        "expires_at": {**_TIME, "description": "7 days after it ended; then task and file go"},
+        "rows": {"type": "integer"},
+        "file_size": {"type": ["integer", "null"], "description": "bytes, compressed"},
+        "download_url": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"], "description": "why it failed"},
+        "attempts": {"type": "integer"},
+    },
+}
+SPEC["paths"].update(_export_paths())
 SPEC["paths"].update(CONSOLE_PATHS)
