@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -50,8 +51,9 @@ async def test_login_gives_a_hardened_cookie_and_says_nothing_about_who_exists(
     wrong_password = await _login(client, user.email, "not-it")
     unknown_email = await _login(client, "nobody@acme.example", "not-it")
     for response in (wrong_password, unknown_email):
-        assert response.status_code == 401
+        assert response.status_code == 200
         assert "Wrong email or password." in response.text
+        assert (await client.get("/")).status_code == 303  # not logged in
     response = await _login(client, user.email, user.password)
     assert response.status_code == 303 and response.headers["location"] == "/"
     cookie = response.headers["set-cookie"].lower()
@@ -187,10 +189,10 @@ async def test_the_socket_needs_a_session_of_this_origin_and_shows_only_its_acco
         assert "expired page" in await ws.recv()
         assert await QueueStore(redis).get_pause(tag) is not None
         await ws.send(json.dumps({**resume, "HEADERS": {"X-CSRF-Token": "tok"}}))
-        frames = await _frames(ws, '"type":"points"')
+        # Frames of a tick before the resume may still be on their way; then the row turns.
+        frames = await asyncio.wait_for(_frames(ws, "badge active"), 10)
         assert await QueueStore(redis).get_pause(tag) is None
-        html = next(f for f in frames if f.startswith("<"))
-        assert "badge active" in html and "Resume" not in html
+        assert "Resume" not in frames[-1]
 
 
 async def test_storage_down_is_a_page_not_a_stack_trace(engine_config):

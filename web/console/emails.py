@@ -69,7 +69,6 @@ class EmailPages:
                 "reasons": {s.value: sorted(REASONS[s]) for s in Status},
                 "types": list(EmailType),
             },
-            status=400 if error else 200,
         )
 
     async def detail_page(self, request: Request) -> Response:

@@ -61,7 +61,6 @@ class LoginPages:
                 session,
                 "login.html",
                 {"next": target, "error": "Wrong email or password.", "email": email},
-                status=401,
             )
         assert isinstance(email, str)
         response = RedirectResponse(target, status_code=303)

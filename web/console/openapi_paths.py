@@ -33,7 +33,7 @@ CONSOLE_PATHS: dict[str, Any] = {
         "get": _page("Console: login form"),
         "post": _page(
             "Console: log in (email, password, csrf_token form fields)",
-            {"401": {"description": "wrong email or password"}, **_FORBIDDEN},
+            _FORBIDDEN,
         ),
     },
     "/logout": {"post": _page("Console: log out (csrf_token form field)", _FORBIDDEN)},
@@ -45,10 +45,7 @@ CONSOLE_PATHS: dict[str, Any] = {
         )
     },
     "/emails": {
-        "get": _page(
-            "Console: email status, filtered as GET /v1/emails",
-            {"400": {"description": "the page, with the filter at fault named"}},
-        )
+        "get": _page("Console: email status, filtered as GET /v1/emails (a bad filter is named)")
     },
     "/emails/{email_id}": {
         "get": _page(
