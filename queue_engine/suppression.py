@@ -17,6 +17,7 @@ per scope, on Redis Cluster too.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -35,8 +36,9 @@ from queue_engine.statuses import InvalidReason
 
 _HERE = Path(__file__).parent
 
-BUCKETS = 16384
-"""At a million entries about 61 per bucket: well inside Redis's listpack limit of 128."""
+BUCKETS = 65536
+"""At a million entries about 15 per bucket: compact (listpack) and still quick to scan,
+since a compact sorted set answers ZSCORE by a linear scan."""
 
 NO_EXPIRY_MS = 253402300799000
 """9999-12-31T23:59:59Z: the score of an entry that never expires (a finite float in Lua)."""
@@ -97,6 +99,29 @@ class Origin(StrEnum):
     CONSOLE = "console"
 
 
+_ORIGIN_LETTERS = {
+    Origin.MP: "m",
+    Origin.DSN: "d",
+    Origin.ARF: "f",
+    Origin.RECIPIENT: "r",
+    Origin.API: "a",
+    Origin.CONSOLE: "c",
+}
+"""Stored as one letter: a million-entry list is a million copies of it."""
+_ORIGIN_NAMES = {letter: origin.value for origin, letter in _ORIGIN_LETTERS.items()}
+
+_REPLY_CODE = re.compile(r"\b([245]\d\d)(?:[ -]+([245]\.\d{1,3}\.\d{1,3}))?\b")
+
+
+def reply_code(reply: str) -> str:
+    """What a bounce entry keeps of the MP's reply: its codes ("550 5.1.1"). The whole
+    reply stays on the email's record; a million copies of it would not fit the budget."""
+    found = _REPLY_CODE.search(reply)
+    if found is None:
+        return reply[:32]
+    return " ".join(part for part in found.groups() if part)
+
+
 BLOCK_TEXT = {
     SuppressionList.BOUNCES: "Blacklist: Bounce (worker:address in bounce list)",
     SuppressionList.COMPLAINTS: "Blacklist: Spam Report (worker:address in complaint list)",
@@ -130,8 +155,10 @@ def _law(tencent: bool) -> str:
 
 
 def is_tencent_mx(hosts: Iterable[str]) -> bool:
-    return any(h.rstrip(".").lower() == "qq.com" or h.rstrip(".").lower().endswith(".qq.com")
-               for h in hosts)  # fmt: skip
+    return any(
+        h.rstrip(".").lower() == "qq.com" or h.rstrip(".").lower().endswith(".qq.com")
+        for h in hosts
+    )
 
 
 async def is_tencent(domain: str, mx_hosts: Callable[[str], Awaitable[list[str]]]) -> bool:
@@ -139,8 +166,12 @@ async def is_tencent(domain: str, mx_hosts: Callable[[str], Awaitable[list[str]]
     return domain.lower() in TENCENT_DOMAINS or is_tencent_mx(await mx_hosts(domain))
 
 
+_MASK = BUCKETS - 1
+
+
 def bucket(member: str) -> int:
-    return zlib.crc32(member.split("\t", 1)[0].encode()) & (BUCKETS - 1)
+    """An API_USER-scoped entry shares its address's bucket: the check looks it up there."""
+    return zlib.crc32(member.split("\t", 1)[0].encode()) & _MASK
 
 
 class EntryError(ValueError):
@@ -207,8 +238,8 @@ def _entry(kind: SuppressionList, member: str, expiry: str, details: str) -> Ent
         target=target,
         api_user=scope or api_user or None,
         reason=reason,
-        origin=origin,
-        created_ms=int(created or 0),
+        origin=_ORIGIN_NAMES.get(origin, origin),
+        created_ms=int(created or 0) * 1000,
         expires_ms=None if expires >= NO_EXPIRY_MS else expires,
         count=int(count or 1),
     )
@@ -277,13 +308,14 @@ class Suppressions:
             scope = keys.suppression_scope(account)
             await self._check_call(pipe, scope, now, api_user, False, ACCOUNT_LISTS, args)
             bounced, listed = await pipe.execute()
-        blocks: list[Block | None] = []
-        for bounce, found in zip(bounced, listed, strict=True):
-            hits = {SuppressionList(found[i]): found[i + 2] for i in range(0, len(found), 3)}
-            if bounce and SuppressionList.EXEMPTIONS not in hits:
-                hits[SuppressionList.BOUNCES] = bounce[2]
-            blocks.append(_first_block(hits))
-        return blocks
+        hits: list[dict[SuppressionList, str]] = [{} for _ in recipients]
+        for i in range(0, len(listed), 4):
+            hits[int(listed[i]) - 1][SuppressionList(listed[i + 1])] = listed[i + 3]
+        for i in range(0, len(bounced), 4):
+            found = hits[int(bounced[i]) - 1]
+            if SuppressionList.EXEMPTIONS not in found:
+                found[SuppressionList.BOUNCES] = bounced[i + 3]
+        return [_first_block(found) for found in hits]
 
     async def entries_for(self, account: str, api_users: Sequence[str], target: str) -> list[Entry]:
         """Every active entry that matches an address (or `@domain`), with details: the
@@ -297,9 +329,9 @@ class Suppressions:
                 await self._check_call(pipe, scope, now, api_user, True, ACCOUNT_LISTS, args)
             results = await pipe.execute()
         matches: dict[tuple[str, str], str] = {}
-        for (found,) in results:
-            for j in range(0, len(found), 3):
-                matches[(found[j], found[j + 1])] = found[j + 2]
+        for found in results:
+            for j in range(0, len(found), 4):
+                matches[(found[j + 1], found[j + 2])] = found[j + 3]
         return await self._details(account, matches)
 
     async def _details(self, account: str, matches: dict[tuple[str, str], str]) -> list[Entry]:
@@ -353,8 +385,14 @@ class Suppressions:
         items: list[str | int] = []
         for address, tencent, reason in addresses:
             member = address.lower()
-            items += [member, bucket(member), "law:t" if tencent else "law:o", origin, "",
-                      reason[:MAX_REASON]]  # fmt: skip
+            items += [
+                member,
+                bucket(member),
+                "law:t" if tencent else "law:o",
+                _ORIGIN_LETTERS[origin],
+                "",
+                reply_code(reason),
+            ]
         call_args: list[str | int] = [
             now,
             SuppressionList.BOUNCES.value,
@@ -392,16 +430,27 @@ class Suppressions:
             # API_USER sent the email; the reporter's API_USER is kept in the details.
             scoped = api_user and kind is not SuppressionList.COMPLAINTS
             member = f"{target}\t{api_user}" if scoped else target
-            args += [member, bucket(member), NO_EXPIRY_MS if expires is None else expires,
-                     origin, api_user or "", reason[:MAX_REASON].replace("\n", " ")]  # fmt: skip
+            args += [
+                member,
+                bucket(member),
+                NO_EXPIRY_MS if expires is None else expires,
+                _ORIGIN_LETTERS[origin],
+                api_user or "",
+                reason[:MAX_REASON].replace("\n", " "),
+            ]
         meta = keys.suppression_meta(keys.suppression_scope(account))
         out = await self._add(keys=[meta], args=args)
         return [bool(new) for new, _, _ in out]
 
     async def complain(
-        self, account: str, api_user: str, address: str, feedback_type: str, origin: Origin,
+        self,
+        account: str,
+        api_user: str,
+        address: str,
+        feedback_type: str,
+        origin: Origin,
         now_ms: int | None = None,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """A spam report (ARF): the address is blocked for the account for 180 days."""
         now = self.now_ms() if now_ms is None else now_ms
         expires = now + COMPLAINT_DAYS * DAY_MS
@@ -540,12 +589,16 @@ def _key(scope: str, kind: str, part: str, index: int) -> str:
 
 
 def _recipient_args(recipients: Sequence[str]) -> list[str | int]:
-    args: list[str | int] = []
+    """The recipients as suppression_check.lua reads them: one string, a line each."""
+    domains: dict[str, str] = {}
+    lines = []
     for recipient in recipients:
         address = recipient.lower()
         domain = "@" + address.rpartition("@")[2]
-        args += [address, bucket(address), domain, bucket(domain)]
-    return args
+        if domain not in domains:
+            domains[domain] = f"{domain}\t{zlib.crc32(domain.encode()) & _MASK}\n"
+        lines.append(f"{address}\t{zlib.crc32(address.encode()) & _MASK}\t{domains[domain]}")
+    return ["".join(lines)]
 
 
 def _first_block(hits: dict[SuppressionList, str]) -> Block | None:

@@ -3,7 +3,8 @@
 -- report) or 'upsert' (an active entry keeps its created time); ARGV[4], ARGV[5]: the
 -- expiry law in days by count, comma separated, for Tencent ('t') and other mail ('o');
 -- then per item: member, bucket, expiry (ms, or 'law:t' / 'law:o'), origin, API_USER, reason.
--- A details value is created|count|origin|api_user|reason. Details outlive an expired
+-- A details value is created (s)|count|origin|api_user|reason: short, so that buckets keep
+-- Redis's compact encoding. Details outlive an expired
 -- entry only on lists that keep them (the bounce list keeps N, SPEC B3).
 -- Returns per item {1 if the entry became active else 0, count, expiry}.
 local prefix = string.sub(KEYS[1], 1, -5)
@@ -28,11 +29,11 @@ for i = 6, #ARGV, 6 do
   local h = prefix .. list .. ':h:' .. bucket
   local old = redis.call('HGET', h, member)
   local active = redis.call('ZSCORE', z, member)
-  local created, count = now, 1
+  local created, count = math.floor(now / 1000), 1
   if old then
     local c, n = string.match(old, '^(%d*)|(%d*)|')
     count = (tonumber(n) or 0) + 1
-    if mode == 'upsert' and active then created = tonumber(c) or now end
+    if mode == 'upsert' and active then created = tonumber(c) or created end
   end
   if string.sub(expiry, 1, 4) == 'law:' then
     local days = law[string.sub(expiry, 5)]

@@ -23,7 +23,7 @@ local function keep(member, details)
     local owner = scope ~= '' and scope or au or ''
     if owner ~= f_au and not (owner == '' and f_unscoped) then return false end
   end
-  created = tonumber(created) or 0
+  created = (tonumber(created) or 0) * 1000
   if f_from and created < f_from then return false end
   if f_until and created >= f_until then return false end
   return true

@@ -238,7 +238,7 @@ async def test_entries_for_an_address_with_details(redis: Redis) -> None:
         "address": "a@x.example",
         "list": "bounces",
         "api_user": None,
-        "reason": "550 no such user",
+        "reason": "550",
         "origin": "mp",
         "created_at": "2026-09-21T14:13:20.000Z",
         "expires_at": "2026-09-22T14:13:20.000Z",
@@ -275,7 +275,7 @@ async def test_a_large_list_stays_compact(redis: Redis) -> None:
     encodings = {
         await redis.object("encoding", f"{prefix}bounces:z:{b}") for b in range(0, BUCKETS, 997)
     }
-    assert encodings <= {"ziplist", "listpack"}
+    assert encodings - {None} <= {"ziplist", "listpack"} and len(encodings) > 1
     hits = await sup.check(
         "acct", "au", [f"user{i}@example{i % 97}.com" for i in range(1000)], now_ms=NOW + 1
     )

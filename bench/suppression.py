@@ -1,0 +1,187 @@
+"""Suppression checks against million-entry lists, and Redis bytes per entry.
+
+    .venv/bin/python -m bench.suppression [--entries 1000000] [--batches 200]
+
+Fills the global bounce list and one account's custom block list with
+`--entries` addresses each (through `Suppressions.add_bounces` / `add`, the
+code the engine and the API use), measuring Redis `used_memory` before and
+after each fill: bytes per entry, everything included (buckets, details,
+bucket index, meta counts).
+
+Then times `--batches` calls of `Suppressions.check` (the send API's and the
+delivery's call) for batches of `--batch` recipients, half of them on a list,
+against a baseline in the same run on the same Redis: one ZMSCORE of the same
+number of members on a single sorted set holding `--entries` members, the
+cheapest raw lookup Redis offers. Rounds interleave ours and the baseline.
+
+  check_recipients_per_s   recipients checked per second (target >= 100,000);
+                           ratio = ours / the raw ZMSCORE baseline.
+  bytes_per_entry          Redis memory per list entry (target <= 120).
+
+A fresh embedded Redis in a temp dir, on uvloop. JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from app import runtime
+from app.embedded_redis import EmbeddedRedis
+from bench.delivery import machine_fields
+from queue_engine.suppression import Origin, SuppressionList, Suppressions
+
+BENCH = "suppression"
+ACCOUNT = "bench"
+FILL_BATCH = 5000
+
+
+def log(message: str) -> None:
+    print(f"[{BENCH} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps({"bench": BENCH, **fields}), flush=True)
+
+
+def address(list_name: str, i: int) -> str:
+    return f"{list_name}.user{i}@domain{i % 5000}.example"
+
+
+async def used_memory(redis: Redis) -> int:
+    info = await redis.info("memory")
+    return int(info["used_memory"])
+
+
+async def fill(redis: Redis, sup: Suppressions, entries: int) -> dict[str, float]:
+    per_entry: dict[str, float] = {}
+    for name in ("bounces", "blocks"):
+        before = await used_memory(redis)
+        start = time.perf_counter()
+        for first in range(0, entries, FILL_BATCH):
+            batch = range(first, min(first + FILL_BATCH, entries))
+            if name == "bounces":
+                await sup.add_bounces(
+                    [(address(name, i), False, "550 5.1.1 user unknown") for i in batch],
+                    Origin.MP,
+                )
+            else:
+                await sup.add(
+                    ACCOUNT,
+                    SuppressionList.BLOCKS,
+                    [(address(name, i), None, None, "") for i in batch],
+                    Origin.API,
+                )
+        took = time.perf_counter() - start
+        per_entry[name] = (await used_memory(redis) - before) / entries
+        log(f"{name}: {entries:,} entries in {took:.1f}s, {per_entry[name]:.1f} B/entry")
+        emit(
+            metric=f"fill_{name}_per_s",
+            value=round(entries / took),
+            unit="entries/s",
+            what=f"add {entries:,} entries in calls of {FILL_BATCH:,}",
+        )
+    return per_entry
+
+
+async def baseline_set(redis: Redis, entries: int) -> str:
+    key = "bench:raw"
+    for first in range(0, entries, FILL_BATCH):
+        batch = range(first, min(first + FILL_BATCH, entries))
+        await redis.zadd(key, {address("bounces", i): 1 for i in batch})
+    return key
+
+
+def recipients(rng: random.Random, entries: int, batch: int) -> list[str]:
+    """Half on a list (bounces or blocks), half on none."""
+    out = []
+    for j in range(batch):
+        i = rng.randrange(entries)
+        if j % 2:
+            out.append(address(rng.choice(("bounces", "blocks")), i))
+        else:
+            out.append(address("clean", i))
+    return out
+
+
+async def run(url: str, args: argparse.Namespace) -> None:
+    redis = runtime.connect(url)
+    try:
+        emit(metric="machine", **machine_fields())
+        sup = Suppressions(redis)
+        per_entry = await fill(redis, sup, args.entries)
+        raw_key = await baseline_set(redis, args.entries)
+        rng = random.Random(7)
+        batches = [recipients(rng, args.entries, args.batch) for _ in range(args.batches)]
+        ours: list[float] = []
+        raw: list[float] = []
+        blocked = 0
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            for batch in batches:
+                found = await sup.check(ACCOUNT, "bench-au", batch)
+                blocked += sum(1 for b in found if b is not None)
+            ours.append(args.batches * args.batch / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for batch in batches:
+                await redis.zmscore(raw_key, batch)
+            raw.append(args.batches * args.batch / (time.perf_counter() - start))
+        expected = args.rounds * args.batches * args.batch // 2
+        if blocked != expected:
+            raise SystemExit(f"bench: {blocked} recipients blocked, expected {expected}")
+        ours_rate, raw_rate = statistics.median(ours), statistics.median(raw)
+        emit(
+            metric="check_recipients_per_s",
+            value=round(ours_rate),
+            unit="recipients/s",
+            baseline=round(raw_rate),
+            baseline_what="one ZMSCORE per batch on one sorted set of the same size",
+            ratio=round(ours_rate / raw_rate, 3),
+            target=100_000,
+            batch=args.batch,
+            entries_per_list=args.entries,
+            rounds=[round(r) for r in ours],
+        )
+        emit(
+            metric="bytes_per_entry",
+            value=round(max(per_entry.values()), 1),
+            unit="bytes",
+            bounces=round(per_entry["bounces"], 1),
+            blocks=round(per_entry["blocks"], 1),
+            target=120,
+            entries_per_list=args.entries,
+        )
+    finally:
+        await redis.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.suppression", description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000, help="entries per list")
+    parser.add_argument("--batch", type=int, default=1000, help="recipients per check")
+    parser.add_argument("--batches", type=int, default=200, help="checks per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="mailpulse-bench-suppression-"))
+    redis = EmbeddedRedis(tmp / "data")
+    try:
+        url = redis.start()
+        runtime.run(run(url, args))
+    finally:
+        redis.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
