@@ -22,6 +22,7 @@ from redis.connection import parse_url
 
 from app.redis_cluster import is_cluster_url, parse_cluster_url
 from queue_engine.config import EngineConfig
+from queue_engine.tracking import check_base_url
 
 
 class SettingsError(ValueError):
@@ -117,6 +118,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "return_path_domain": lambda raw: raw.lower() or None,
     "retention_days": _positive_int,
     "trusted_proxies": _networks,
+    "tracking_base_url": lambda raw: check_base_url(raw) if raw else "",
     "log_level": _log_level,
 }
 
@@ -206,6 +208,12 @@ class Settings:
         "",
         "Comma-separated networks whose X-Forwarded-For is believed for the request IP.",
     )
+    tracking_base_url: str = _spec(
+        "MAILPULSE_TRACKING_BASE_URL",
+        "",
+        "Public URL of the web app in tracked links, open pixels and unsubscribe links"
+        " (an account may set its own). Unset: http://HTTP_HOST:HTTP_PORT.",
+    )
     log_level: str = _spec("MAILPULSE_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
@@ -221,6 +229,10 @@ class Settings:
                 raise SettingsError(f"{name}={raw!r}: {exc}") from None
         if not values["helo_name"]:
             values["helo_name"] = socket.getfqdn()
+        if not values["tracking_base_url"]:
+            host = values["http_host"]
+            host = f"[{host}]" if ":" in host else host
+            values["tracking_base_url"] = f"http://{host}:{values['http_port']}"
         return cls(**values)
 
     @classmethod
@@ -259,4 +271,5 @@ class Settings:
             retention_days=self.retention_days,
             max_body_bytes=self.max_body_bytes,
             exports_dir=self.data_dir / "exports",
+            tracking_base_url=self.tracking_base_url,
         )

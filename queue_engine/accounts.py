@@ -18,6 +18,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 
 from queue_engine import keys
+from queue_engine.tracking import check_base_url
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
@@ -155,6 +156,26 @@ async def authenticate_console_user(redis: Redis, email: str, password: str) -> 
         verify_password(password, hash_password("timing-equaliser"))
         return None
     return str(account) if verify_password(password, stored) else None
+
+
+async def set_tracking_base_url(redis: Redis, account: str, url: str | None) -> str | None:
+    """The account's own base for tracked links and unsubscribe pages (None: the setting's)."""
+    if not await redis.exists(keys.account(account)):
+        raise AccountError(f"account {account!r} does not exist")
+    if not url:
+        await redis.hdel(keys.account(account), "tracking_base_url")
+        return None
+    try:
+        url = check_base_url(url)
+    except ValueError as exc:
+        raise AccountError(f"tracking base URL {url!r} {exc}") from None
+    await redis.hset(keys.account(account), "tracking_base_url", url)
+    return url
+
+
+async def tracking_base_url(redis: Redis, account: str) -> str | None:
+    url = await redis.hget(keys.account(account), "tracking_base_url")
+    return str(url) if url else None
 
 
 async def api_users_of(redis: Redis, account: str) -> set[str]:

@@ -20,26 +20,36 @@ HEADER = "X-Mailpulse-Id"
 _TOKEN = re.compile(r"([0-9a-f]{28})\.([a-z2-7]{16})", re.IGNORECASE)
 
 
-def signature(secret: bytes, email_id: str) -> str:
-    digest = hmac.new(secret, b"mailpulse-email:" + email_id.encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest[:10]).decode().lower()
+EMAIL = "mailpulse-email"
+"""Purpose of the return-path and header signature; each kind of token has its own, so a
+token made for one use (say, a bounce address) is worthless for another (an unsubscribe)."""
 
 
-def token(secret: bytes, email_id: str) -> str:
+def mac(secret: bytes, purpose: str, data: bytes, size: int) -> bytes:
+    """HMAC-SHA256 of data under one purpose, truncated to size bytes."""
+    return hmac.new(secret, purpose.encode() + b":" + data, hashlib.sha256).digest()[:size]
+
+
+def signature(secret: bytes, email_id: str, purpose: str = EMAIL) -> str:
+    # Base32 lower case: a signature in an address local part survives MTAs changing case.
+    return base64.b32encode(mac(secret, purpose, email_id.encode(), 10)).decode().lower()
+
+
+def token(secret: bytes, email_id: str, purpose: str = EMAIL) -> str:
     """`<id>.<sig>`: what goes into the return path and the header."""
-    return f"{email_id}.{signature(secret, email_id)}"
+    return f"{email_id}.{signature(secret, email_id, purpose)}"
 
 
 def return_path(secret: bytes, email_id: str, domain: str) -> str:
     return f"bounce+{token(secret, email_id)}@{domain}"
 
 
-def email_id_from(secret: bytes, text: str | None) -> str | None:
+def email_id_from(secret: bytes, text: str | None, purpose: str = EMAIL) -> str | None:
     """The email id of the first validly signed token in text (an address or a header)."""
     if not text:
         return None
     for match in _TOKEN.finditer(text):
         email_id, sig = match.group(1).lower(), match.group(2).lower()
-        if is_email_id(email_id) and hmac.compare_digest(sig, signature(secret, email_id)):
+        if is_email_id(email_id) and hmac.compare_digest(sig, signature(secret, email_id, purpose)):
             return email_id
     return None

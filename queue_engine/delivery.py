@@ -38,6 +38,7 @@ from queue_engine.smtp_client import (
 )
 from queue_engine.statuses import Category, InvalidReason, PauseReason, Status, invalid_reason
 from queue_engine.suppression import Origin, Suppressions, is_tencent
+from queue_engine.tracked_message import TrackedMessage
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ _FIELDS = [
 class Pending:
     email_id: str
     account: str
+    api_user: str
     recipient: str
     message_id: str
     sender: str
@@ -123,7 +125,7 @@ class Deliverer:
         self.queues = QueueStore(redis)
         self.suppressions = Suppressions(redis, clock)
         self._transition = redis.register_script(TRANSITION_LUA)
-        self._bodies: dict[str, bytes] = {}
+        self._bodies: dict[str, bytes | TrackedMessage] = {}
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -222,6 +224,7 @@ class Deliverer:
                 Pending(
                     email_id=email_id,
                     account=values["account"],
+                    api_user=values["api_user"],
                     recipient=values["recipient"],
                     message_id=values["mid"],
                     sender=values["sender"],
@@ -233,18 +236,22 @@ class Deliverer:
             )
         return pending, gone
 
-    async def _bodies_for(self, message_ids: set[str]) -> dict[str, bytes | None]:
+    async def _bodies_for(self, message_ids: set[str]) -> dict[str, bytes | TrackedMessage | None]:
+        """Shared wire bodies, or a tracked body's parts to render per email."""
         missing = [m for m in message_ids if m not in self._bodies]
         if missing:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for message_id in missing:
                     pipe.get(keys.message(message_id))
-                bodies = await pipe.execute()
+                    pipe.get(keys.message_tracking(message_id))
+                found = await pipe.execute()
             if len(self._bodies) > 256:
                 self._bodies.clear()
-            for message_id, body in zip(missing, bodies, strict=True):
+            for message_id, body, plan in zip(missing, found[::2], found[1::2], strict=True):
                 if body is not None:
-                    self._bodies[message_id] = wire_body(body.encode())
+                    self._bodies[message_id] = (
+                        wire_body(body.encode()) if plan is None else TrackedMessage(body, plan)
+                    )
         return {m: self._bodies.get(m) for m in message_ids}
 
     async def _send_all(
@@ -316,11 +323,21 @@ class Deliverer:
             return return_path(self.config.secret, email.email_id, self.config.return_path_domain)
         return email.sender
 
-    def _message(self, email: Pending, body: bytes) -> bytes:
+    def _message(self, email: Pending, body: bytes | TrackedMessage) -> bytes:
         id_domain = self.config.return_path_domain or email.sender.rpartition("@")[2]
         prefix = recipient_prefix(
             email.recipient, email.email_id, id_domain, token(self.config.secret, email.email_id)
         )
+        if isinstance(body, TrackedMessage):
+            headers, wire = body.render(
+                self.config.secret,
+                email.email_id,
+                email.account,
+                email.api_user,
+                email.recipient,
+                self.config.return_path_domain,
+            )
+            return (prefix + headers).encode() + wire
         return prefix.encode() + body
 
     def _log_entry(self, result: AttemptResult) -> dict[str, Any]:

@@ -49,6 +49,11 @@ def message(message_id: str) -> str:
     return f"msg:{message_id}"
 
 
+def message_tracking(message_id: str) -> str:
+    """The per-recipient plan of a tracked body (tracked_message.py); absent when untracked."""
+    return f"msgt:{message_id}"
+
+
 def email(email_id: str) -> str:
     """Status record of one (email, recipient)."""
     return f"em:{email_id}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
 from queue_engine import keys
-from queue_engine.accounts import Principal
+from queue_engine.accounts import EmailType, Principal, tracking_base_url
 from queue_engine.addresses import AddressError, parse_address, parse_mailbox
 from queue_engine.config import MAX_RECIPIENTS, EngineConfig
 from queue_engine.message import LINE_BREAKS, MessageError, build_body, check_headers
@@ -25,6 +25,8 @@ from queue_engine.queues import QueueStore
 from queue_engine.records import EmailRecord, new_email_id
 from queue_engine.statuses import InvalidReason, Status
 from queue_engine.suppression import Suppressions
+from queue_engine.tracked_message import Prepared, prepare
+from queue_engine.tracking import TrackingOptions
 
 MAX_SUBJECT = 998
 MAX_TAG = 64
@@ -44,6 +46,7 @@ class SendRequest:
     text: str | None
     tag: str
     headers: dict[str, str]
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
 
     @classmethod
     def parse(cls, body: Any) -> SendRequest:
@@ -58,6 +61,8 @@ class SendRequest:
             "tag",
             "headers",
             "api_user",
+            "tracking",
+            "unsubscribe",
         }
         if unknown:
             raise SubmissionError(sorted(unknown)[0], "is not a field of a send request")
@@ -96,6 +101,12 @@ class SendRequest:
             raise SubmissionError(
                 "tag", f"must be a printable string of at most {MAX_TAG} characters"
             )
+        headers = check_headers(body.get("headers"))
+        tracking = TrackingOptions.parse(body.get("tracking"), body.get("unsubscribe"))
+        if tracking.unsubscribe and _list_unsubscribe_given(headers):
+            raise SubmissionError(
+                "unsubscribe", "cannot be true with a List-Unsubscribe of your own in headers"
+            )
         return cls(
             from_name=from_name,
             from_address=from_addr.email,
@@ -104,8 +115,13 @@ class SendRequest:
             html=html,
             text=text,
             tag=tag,
-            headers=check_headers(body.get("headers")),
+            headers=headers,
+            tracking=tracking,
         )
+
+
+def _list_unsubscribe_given(headers: dict[str, str]) -> bool:
+    return any(name.lower() == "list-unsubscribe" for name in headers)
 
 
 class Submitter:
@@ -157,18 +173,36 @@ class Submitter:
                 record.mp_reply = f"mailpulse: recipient address format error: {exc_text}"
             records.append(record)
         await self._suppress(account, api_user, records, now_ms)
+        tracked = await self._tracked(principal, request)
         body = build_body(
             from_name=request.from_name,
             from_address=request.from_address,
             subject=request.subject,
-            html=request.html,
-            text=request.text,
+            html=tracked.html,
+            text=tracked.text,
             headers=request.headers,
             date=datetime.fromtimestamp(now_ms / 1000, UTC),
             utf8=needs_utf8 or not request.from_address.isascii(),
         )
-        await self._store(account, message_id, body, records, now_ms)
+        await self._store(account, message_id, body, records, now_ms, tracked.plan)
         return [r.email_id for r in records]
+
+    async def _tracked(self, principal: Principal, request: SendRequest) -> Prepared:
+        """The parts to build the body from, with their per-recipient plan if any."""
+        options = request.tracking
+        list_unsubscribe = (
+            principal.email_type is EmailType.MARKETING or options.unsubscribe
+        ) and not _list_unsubscribe_given(request.headers)
+        if request.html is None and not options.text_links and not list_unsubscribe:
+            return Prepared(request.html, request.text, None)
+        base = await tracking_base_url(self.redis, principal.account)
+        return prepare(
+            request.html,
+            request.text,
+            options,
+            list_unsubscribe,
+            base or self.config.tracking_base_url,
+        )
 
     async def _suppress(
         self, account: str, api_user: str, records: list[EmailRecord], now_ms: int
@@ -184,7 +218,13 @@ class Submitter:
                 record.mp_reply = block.text
 
     async def _store(
-        self, account: str, message_id: str, body: str, records: list[EmailRecord], now_ms: int
+        self,
+        account: str,
+        message_id: str,
+        body: str,
+        records: list[EmailRecord],
+        now_ms: int,
+        plan: str | None = None,
     ) -> None:
         retention = self.config.retention_days * 86400
         by_queue: dict[str, list[str]] = defaultdict(list)
@@ -199,7 +239,10 @@ class Submitter:
             if r.status is Status.REQUESTING:
                 by_queue[keys.queue_tag(r.api_user, r.domain)].append(r.email_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.message(message_id), body, ex=int(self.config.max_age_seconds) + 86400)
+            body_ttl = int(self.config.max_age_seconds) + 86400
+            pipe.set(keys.message(message_id), body, ex=body_ttl)
+            if plan is not None:
+                pipe.set(keys.message_tracking(message_id), plan, ex=body_ttl)
             for r in records:
                 pipe.hset(keys.email(r.email_id), mapping=r.to_hash())
                 pipe.expire(keys.email(r.email_id), retention)

@@ -39,12 +39,26 @@ _EMAIL = {
         "delivery_log": {"type": "array", "items": {"type": "object"}},
         "billable": {"type": "boolean"},
         "attempts": {"type": "integer"},
-        "opens": {"type": "array", "items": {"type": "object"}},
-        "clicks": {"type": "array", "items": {"type": "object"}},
+        "opens": {
+            "type": "array",
+            "description": "the latest 20 opens (SPEC O1): time, ip, user_agent",
+            "items": {"type": "object"},
+        },
+        "clicks": {
+            "type": "array",
+            "description": "the latest 20 clicks (SPEC O1): time, url, ip, user_agent",
+            "items": {"type": "object"},
+        },
+        "open_count": {"type": "integer", "description": "every open, exactly"},
+        "click_count": {"type": "integer", "description": "every click, exactly"},
         "complaint": {
             "type": ["object", "null"],
             "description": "the latest spam report (ARF): time, feedback_type, user_agent, "
             "source_ip, arrival_date",
+        },
+        "unsubscribe": {
+            "type": ["object", "null"],
+            "description": "the recipient unsubscribed through this email: time, reason",
         },
     },
 }
@@ -155,6 +169,22 @@ SPEC: dict[str, Any] = {
                                     "api_user": {
                                         "type": "string",
                                         "description": "with an account key only",
+                                    },
+                                    "tracking": {
+                                        "type": "object",
+                                        "description": "open pixel and tracked HTML links are "
+                                        "on by default; text_links also tracks the text part",
+                                        "properties": {
+                                            "opens": {"type": "boolean", "default": True},
+                                            "clicks": {"type": "boolean", "default": True},
+                                            "text_links": {"type": "boolean", "default": False},
+                                        },
+                                    },
+                                    "unsubscribe": {
+                                        "type": "boolean",
+                                        "default": False,
+                                        "description": "List-Unsubscribe (RFC 8058) on a "
+                                        "transactional email too; marketing email always has it",
                                     },
                                 },
                             }
@@ -452,6 +482,73 @@ def _suppression_paths() -> dict[str, Any]:
 
 
 SPEC["paths"].update(_suppression_paths())
+
+_TOKEN = [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}]
+_PAGE: dict[str, Any] = {"content": {"text/html": {}}}
+SPEC["paths"].update(
+    {
+        "/t/o/{token}": {
+            "get": {
+                "summary": "Open pixel: records an open, answers a 1x1 GIF (no-store)",
+                "security": [],
+                "parameters": _TOKEN,
+                "responses": {
+                    "200": {"description": "the GIF", "content": {"image/gif": {}}},
+                    **_errors(404),
+                },
+            }
+        },
+        "/t/c/{token}": {
+            "get": {
+                "summary": "Tracked link: records a click, redirects to the link of the email",
+                "security": [],
+                "parameters": _TOKEN,
+                "responses": {
+                    "302": {"description": "Location: the original URL"},
+                    **_errors(404),
+                },
+            }
+        },
+        "/u/{token}": {
+            "get": {
+                "summary": "Unsubscribe page: asks to confirm and for a reason; changes nothing",
+                "security": [],
+                "parameters": _TOKEN,
+                "responses": {
+                    "200": {"description": "the page", **_PAGE},
+                    "404": {"description": "not a valid link", **_PAGE},
+                },
+            },
+            "post": {
+                "summary": "Unsubscribe: RFC 8058 one-click (reason not_given) or the page's "
+                "form (reason: unwanted, never_subscribed, spam or fraud)",
+                "security": [],
+                "parameters": _TOKEN,
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "List-Unsubscribe": {"type": "string", "enum": ["One-Click"]},
+                                    "reason": {
+                                        "type": "string",
+                                        "enum": ["unwanted", "never_subscribed", "spam", "fraud"],
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "unsubscribed (also when already)", **_PAGE},
+                    "404": {"description": "not a valid link", **_PAGE},
+                },
+            },
+        },
+    }
+)
 
 
 def _export_paths() -> dict[str, Any]:

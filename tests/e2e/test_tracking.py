@@ -1,0 +1,126 @@
+"""Tracking on real parts: send → engine → MP, then the recipient opens, clicks and
+unsubscribes through the links of the email the MP received."""
+
+from __future__ import annotations
+
+import re
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+from queue_engine.accounts import set_tracking_base_url
+
+HTML = (
+    "<html><body><table><tr><td>"
+    '<a href="https://shop.example.com/sale?a=1&amp;b=2">Sale</a> '
+    '<a href="mailto:help@acme.example">help</a>'
+    "</td></tr></table></body></html>"
+)
+TEXT = "Sale: https://shop.example.com/sale?a=1&b=2\n"
+
+
+async def send(client, sender, to: str, **extra: Any) -> str:
+    body = {"from": "shop@acme.example", "to": [to], "subject": "Sale", **extra}
+    response = await client.post("/v1/mail/send", json=body, headers=sender.basic)
+    assert response.status_code == 202, response.text
+    [email_id] = response.json()["email_ids"]
+    return str(email_id)
+
+
+async def email(client, sender, email_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/emails/{email_id}", headers=sender.basic)
+    assert response.status_code == 200, response.text
+    item: dict[str, Any] = response.json()
+    return item
+
+
+async def received(mp, wait_for, rcpt: str) -> EmailMessage:
+    async def arrived() -> bytes | None:
+        found = [r.data for r in mp.state.received if r.rcpt_to == rcpt]
+        return found[-1] if found else None
+
+    msg = message_from_bytes(await wait_for(arrived), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def parts(msg: EmailMessage) -> dict[str, str]:
+    return {
+        p.get_content_type(): p.get_content().replace("\r\n", "\n")
+        for p in msg.walk()
+        if not p.is_multipart()
+    }
+
+
+async def test_opens_and_clicks_through_the_delivered_email(
+    client, sender, mp, start_engine, wait_for
+):
+    await start_engine(mp)
+    email_id = await send(client, sender, "ann@gmail.example", html=HTML, text=TEXT)
+    msg = await received(mp, wait_for, "ann@gmail.example")
+    body = parts(msg)
+    assert body["text/plain"] == TEXT  # text links stay unless asked
+    html = body["text/html"]
+    assert '<a href="mailto:help@acme.example">help</a>' in html
+    [link] = re.findall(r'href="(http://127\.0\.0\.1:8025/t/c/[^"]+)"', html)
+    [pixel] = re.findall(r'<img src="(http://127\.0\.0\.1:8025/t/o/[^"]+)"', html)
+    assert "List-Unsubscribe" not in msg  # transactional, not asked
+    opened = await client.get(urlsplit(pixel).path, headers={"user-agent": "Thunderbird"})
+    assert opened.status_code == 200 and opened.headers["content-type"] == "image/gif"
+    clicked = await client.get(urlsplit(link).path)
+    assert clicked.status_code == 302
+    assert clicked.headers["location"] == "https://shop.example.com/sale?a=1&b=2"
+    item = await email(client, sender, email_id)
+    assert item["status"] == "delivered"
+    assert (item["open_count"], item["click_count"]) == (1, 1)
+    assert item["opens"][0]["user_agent"] == "Thunderbird"
+    assert item["clicks"][0]["url"] == "https://shop.example.com/sale?a=1&b=2"
+    assert item["clicks"][0]["ip"] == "203.0.113.7"
+
+
+async def test_tracking_off_sends_the_html_as_written(client, sender, mp, start_engine, wait_for):
+    await start_engine(mp)
+    await send(client, sender, "bob@gmail.example", html=HTML, tracking={"opens": False,
+               "clicks": False})  # fmt: skip
+    assert parts(await received(mp, wait_for, "bob@gmail.example"))["text/html"] == HTML + "\n"
+    await send(client, sender, "cy@gmail.example", text=TEXT, tracking={"text_links": True})
+    text = parts(await received(mp, wait_for, "cy@gmail.example"))["text/plain"]
+    assert re.fullmatch(r"Sale: http://127\.0\.0\.1:8025/t/c/[A-Za-z0-9_-]+\n", text)
+
+
+async def test_an_account_base_url_is_used_for_its_links(
+    client, sender, redis, mp, start_engine, wait_for
+):
+    await start_engine(mp)
+    await set_tracking_base_url(redis, sender.account, "https://click.acme.example/")
+    await send(client, sender, "dee@gmail.example", html=HTML)
+    html = parts(await received(mp, wait_for, "dee@gmail.example"))["text/html"]
+    assert html.count("https://click.acme.example/t/") == 2
+
+
+async def test_marketing_mail_unsubscribes_in_one_click_and_later_sends_fail(
+    client, make_sender, mp, start_engine, wait_for
+):
+    await start_engine(mp, return_path_domain="bounces.mailpulse.test")
+    marketing = await make_sender(api_user="acme-mk", email_type="marketing")
+    first = await send(client, marketing, "eve@gmail.example", text="News")
+    msg = await received(mp, wait_for, "eve@gmail.example")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link, mailto = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
+    assert link.startswith("http://127.0.0.1:8025/u/")
+    assert re.fullmatch(
+        rf"mailto:unsubscribe\+{first}\.[a-z2-7]{{16}}@bounces\.mailpulse\.test\?subject=unsubscribe",
+        mailto,
+    )
+    # What a mailbox provider does on the recipient's click (RFC 8058).
+    response = await client.post(
+        urlsplit(link).path,
+        content="List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert (await email(client, marketing, first))["unsubscribe"]["reason"] == "not_given"
+    later = await send(client, marketing, "eve@gmail.example", text="More news")
+    item = await email(client, marketing, later)
+    assert (item["status"], item["reason"]) == ("invalid", "unsubscribed")
