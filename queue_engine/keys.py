@@ -183,3 +183,38 @@ def suppression_prefix(scope: str) -> str:
 def suppression_meta(scope: str) -> str:
     """HASH list → entry count, and list:kind → count per kind (a, d, sa, sd)."""
     return f"sup:{{{scope}}}:meta"
+
+
+# Metrics (stats.py, domain_labels.py): totals and gauges Prometheus reads. A
+# scrape reads each of these whole, in one command; they carry no hash tag.
+
+METRIC_DOMAINS = "metrics:domains"
+"""SET of the recipient domains that get their own `domain` label; the rest are "other"."""
+
+METRIC_REBALANCE = "metrics:rebalance"
+"""Taken (SET NX EX) by the process that re-ranks METRIC_DOMAINS: one re-ranking per period."""
+
+METRIC_QUEUE_TOTALS = "metrics:queues"
+"""HASH "<api_user>/<domain label>|<in|att|out>" → emails (attempts) counted so far."""
+
+METRIC_OUTCOMES = "metrics:outcomes"
+"""HASH "<status>|<reason>|<domain label>" → emails that reached that status."""
+
+METRIC_SPAM_REPORTS = "metrics:spam_reports"
+"""HASH domain label → emails reported as spam (the first report of each)."""
+
+METRIC_SMTP_SECONDS = "metrics:smtp_seconds"
+"""HASH "<outcome>|<bucket index>" → SMTP attempts, and "<outcome>|sum_us": a histogram."""
+
+METRIC_WS_CLIENTS = "metrics:ws_clients"
+"""HASH web process → "<connected clients>:<reported at ms>"."""
+
+
+def metric_volume(day: int) -> str:
+    """HASH recipient domain → emails queued on one UTC day (days since the epoch)."""
+    return f"metrics:volume:{day}"
+
+
+def suppression_log(scope: str) -> str:
+    """Capped STREAM of changes people made to a scope's lists: who (origin), what, when."""
+    return f"sup:{{{scope}}}:log"

@@ -28,6 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from queue_engine import keys
 from queue_engine.addresses import AddressError, normalise_domain, parse_address
@@ -46,6 +47,9 @@ NO_EXPIRY_MS = 253402300799000
 DAY_MS = 86_400_000
 COMPLAINT_DAYS = 180
 MAX_REASON = 200
+LOG_LENGTH = 10_000
+LOGGED_PER_CALL = 100
+"""A 100,000-line upload is logged as its first entries and a count, not line by line."""
 
 TENCENT_DOMAINS = frozenset(
     {"qq.com", "vip.qq.com", "foxmail.com", "exmail.qq.com", "tencent.com", "wechat.com"}
@@ -438,8 +442,11 @@ class Suppressions:
                 api_user or "",
                 reason[:MAX_REASON].replace("\n", " "),
             ]
-        meta = keys.suppression_meta(keys.suppression_scope(account))
-        out = await self._add(keys=[meta], args=args)
+        scope = keys.suppression_scope(account)
+        out = await self._add(keys=[keys.suppression_meta(scope)], args=args)
+        if origin in (Origin.API, Origin.CONSOLE):
+            members = [str(args[i]) for i in range(5, len(args), 6)]
+            await self._log(scope, "added", kind, members, origin, now)
         return [bool(new) for new, _, _ in out]
 
     async def complain(
@@ -474,21 +481,83 @@ class Suppressions:
     # -- removing -------------------------------------------------------------------------
 
     async def remove(
-        self, account: str, kind: SuppressionList, items: Sequence[tuple[str, str | None]]
+        self,
+        account: str,
+        kind: SuppressionList,
+        items: Sequence[tuple[str, str | None]],
+        origin: Origin = Origin.API,
+        now_ms: int | None = None,
     ) -> list[bool]:
-        """(target, API_USER or None) → whether each was on the list."""
+        """(target, API_USER or None) → whether each was on the list; each removal is
+        logged with its origin (`changes`)."""
         assert kind is not SuppressionList.BOUNCES
-        meta = keys.suppression_meta(keys.suppression_scope(account))
-        results = []
-        # One call per item: the script answers with a total, and items are few.
-        for target, api_user in items:
-            scoped = api_user and kind is not SuppressionList.COMPLAINTS
-            member = f"{target}\t{api_user}" if scoped else target
-            removed, _ = await self._remove(
-                keys=[meta], args=[kind.value, "0", "members", member, bucket(member)]
-            )
-            results.append(bool(removed))
-        return results
+        scope = keys.suppression_scope(account)
+        meta = keys.suppression_meta(scope)
+        members = [
+            f"{target}\t{api_user}"
+            if api_user and kind is not SuppressionList.COMPLAINTS
+            else target
+            for target, api_user in items
+        ]
+        if not members:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                args: list[str | int] = [kind.value, "0", "members", member, bucket(member)]
+                await self._remove(keys=[meta], args=args, client=pipe)
+            gone = [bool(removed) for removed, _ in await pipe.execute()]
+        now = self.now_ms() if now_ms is None else now_ms
+        await self._log(
+            scope,
+            "removed",
+            kind,
+            [m for m, g in zip(members, gone, strict=True) if g],
+            origin,
+            now,
+        )
+        return gone
+
+    async def _log(
+        self,
+        scope: str,
+        action: str,
+        kind: SuppressionList,
+        members: Sequence[str],
+        origin: Origin,
+        now_ms: int,
+    ) -> None:
+        if not members:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in members[:LOGGED_PER_CALL]:
+                target, _, api_user = member.partition("\t")
+                fields: dict[FieldT, EncodableT] = {
+                    "action": action,
+                    "list": kind.value,
+                    "entry": target,
+                    "api_user": api_user,
+                    "origin": origin.value,
+                    "time": now_ms,
+                }
+                pipe.xadd(keys.suppression_log(scope), fields, maxlen=LOG_LENGTH, approximate=True)
+            if len(members) > LOGGED_PER_CALL:
+                fields = {
+                    "action": action,
+                    "list": kind.value,
+                    "entry": "",
+                    "more": len(members) - LOGGED_PER_CALL,
+                    "origin": origin.value,
+                    "time": now_ms,
+                }
+                pipe.xadd(keys.suppression_log(scope), fields, maxlen=LOG_LENGTH, approximate=True)
+            await pipe.execute()
+
+    async def changes(self, account: str, count: int = 100) -> list[dict[str, str]]:
+        """The latest changes people made to the account's lists, newest first."""
+        rows = await self.redis.xrevrange(
+            keys.suppression_log(keys.suppression_scope(account)), count=count
+        )
+        return [fields for _, fields in rows]
 
     async def prune(self, now_ms: int | None = None, buckets_per_call: int = 1024) -> int:
         """Remove expired entries of every list (bounce counts stay); returns how many."""

@@ -280,3 +280,18 @@ async def test_a_large_list_stays_compact(redis: Redis) -> None:
         "acct", "au", [f"user{i}@example{i % 97}.com" for i in range(1000)], now_ms=NOW + 1
     )
     assert all(h is not None for h in hits)
+
+
+async def test_changes_people_make_are_logged_with_their_origin(redis: Redis) -> None:
+    sup = Suppressions(redis)
+    await sup.add("acct", SuppressionList.BLOCKS, [("a@x.example", "au1", None, "")], Origin.API)
+    await sup.remove("acct", SuppressionList.BLOCKS, [("a@x.example", "au1")], Origin.CONSOLE)
+    assert await sup.remove("acct", SuppressionList.BLOCKS, [("a@x.example", "au1")]) == [False]
+    changes = await sup.changes("acct")
+    assert [(c["action"], c["list"], c["entry"], c["api_user"], c["origin"]) for c in changes] == [
+        ("removed", "blocks", "a@x.example", "au1", "console"),
+        ("added", "blocks", "a@x.example", "au1", "api"),
+    ]
+    # What the MP or a recipient did is on the entry, not in the people's log.
+    await sup.complain("acct", "au1", "b@x.example", "abuse", Origin.ARF)
+    assert len(await sup.changes("acct")) == 2
