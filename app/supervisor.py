@@ -143,7 +143,7 @@ def _banner(
 ) -> None:
     lines = [
         "",
-        f"mailpulse is running: {base_url}/  (API, health at {base_url}/healthz)",
+        f"mailpulse is running: {base_url}/  (console; API, health at {base_url}/healthz)",
         f"  redis: {url}   inbound SMTP: {settings.smtp_host}:{settings.smtp_port}",
     ]
     if creds:
