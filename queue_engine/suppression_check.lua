@@ -38,6 +38,23 @@ local function hit(key, member, list)
   return false
 end
 if #lists == 0 then return out end
+local only = lists[1]
+if #lists == 1 and not (only.d or only.sa or only.sd) then
+  -- The common case (the bounce list; an account with address entries on one list):
+  -- one lookup per recipient, nothing else unpacked.
+  local call, z, name = redis.call, only.z, only.name
+  for addr, ba in string.gmatch(ARGV[5], '([^\t]*)\t(%d+)\t[^\n]*\n') do
+    n = n + 1
+    local score = call('ZSCORE', z .. ba, addr)
+    if score and tonumber(score) > now then
+      out[#out + 1] = n
+      out[#out + 1] = name
+      out[#out + 1] = addr
+      out[#out + 1] = score
+    end
+  end
+  return out
+end
 for addr, ba, dom, bd in string.gmatch(ARGV[5], '([^\t]*)\t(%d+)\t([^\t]*)\t(%d+)\n') do
   n = n + 1
   for _, l in ipairs(lists) do
