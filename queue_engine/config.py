@@ -23,6 +23,8 @@ class EngineConfig:
     """Signs return paths and X-Mailpulse-Id headers (correlation.py); the settings' key."""
     retention_days: int = 90
     max_body_bytes: int = 10 * 1024 * 1024
+    metrics_top_domains: int = 50
+    """Recipient domains with their own metric label (domain_labels.py); the rest: other."""
     tracking_base_url: str = "http://127.0.0.1:8025"
     """Where tracked links, the open pixel and unsubscribe links point (an account may
     have its own); the web app serves /t/ and /u/ there."""

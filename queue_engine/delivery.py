@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from queue_engine import keys
 from queue_engine.classify import classify_reply
 from queue_engine.config import EngineConfig
 from queue_engine.correlation import return_path, token
+from queue_engine.domain_labels import DomainLabels
 from queue_engine.message import recipient_prefix
 from queue_engine.queues import QueueStore
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
@@ -36,6 +38,7 @@ from queue_engine.smtp_client import (
     send_one,
     wire_body,
 )
+from queue_engine.stats import count_attempts, count_outcomes
 from queue_engine.statuses import Category, InvalidReason, PauseReason, Status, invalid_reason
 from queue_engine.suppression import Origin, Suppressions, is_tencent
 from queue_engine.tracked_message import TrackedMessage
@@ -99,6 +102,8 @@ class BatchReport:
     retried: int = 0
     skipped: int = 0
     attempts: list[AttemptResult] = field(default_factory=list)
+    attempt_seconds: list[float] = field(default_factory=list)
+    """How long each of `attempts` took, connecting included (the metrics' histogram)."""
     pause: tuple[PauseReason, str, int | None] | None = None
     """Why the queue must pause (reason, reply, until; None: the policy's throttle pause).
     Set when the MP says to slow down or a limit runs out: the batch stops there."""
@@ -124,6 +129,7 @@ class Deliverer:
         self.clock = clock
         self.queues = QueueStore(redis)
         self.suppressions = Suppressions(redis, clock)
+        self.labels = DomainLabels(redis, clock)
         self._transition = redis.register_script(TRANSITION_LUA)
         self._bodies: dict[str, bytes | TrackedMessage] = {}
 
@@ -286,6 +292,7 @@ class Deliverer:
                 if body is None:
                     updates.append(self._lost_body(email))
                     continue
+                started = time.perf_counter()
                 try:
                     result = await send_one(
                         self.pool,
@@ -302,6 +309,7 @@ class Deliverer:
                     updates.append(Update(email, {}, retry_at_ms=self.now_ms()))
                     return
                 report.attempts.append(result)
+                report.attempt_seconds.append(time.perf_counter() - started)
                 updates.append(self._after_attempt(email, result, report))
 
         p = self.pool.policy
@@ -424,6 +432,8 @@ class Deliverer:
     async def _record(
         self, tag: str, updates: list[Update], gone: list[Settled], report: BatchReport
     ) -> None:
+        api_user, domain = keys.split_queue_tag(tag)
+        label = await self.labels.label(domain)  # looked up before the outcomes are visible
         async with self.redis.pipeline(transaction=False) as pipe:
             for u in updates:
                 if not u.fields:
@@ -442,6 +452,7 @@ class Deliverer:
         # Index moves grouped per key: one ZREM and a ZADD or two per batch, not per email.
         moved: dict[str, list[str]] = defaultdict(list)
         added: dict[str, dict[str, int]] = defaultdict(dict)
+        outcomes: Counter[tuple[str, str, str]] = Counter()
 
         def move(email_id: str, account: str, status: str, reason: str | None) -> None:
             moved[keys.index_status(account, Status.REQUESTING)].append(email_id)
@@ -467,6 +478,7 @@ class Deliverer:
             if u.final:
                 status, reason = u.final
                 acks.append(u.email.email_id)
+                outcomes[(status, reason, label)] += 1
                 move(u.email.email_id, u.email.account, status, reason)
                 if status is Status.DELIVERED:
                     report.delivered += 1
@@ -488,6 +500,10 @@ class Deliverer:
                 attempted=len(report.attempts),
                 outbound=report.delivered,
             )
+            count_outcomes(pipe, outcomes)
+            outcomes_seen = [a.outcome.value for a in report.attempts]
+            timed = list(zip(outcomes_seen, report.attempt_seconds, strict=True))
+            count_attempts(pipe, api_user, label, timed, report.delivered)
             self.queues.ack(pipe, tag, acks)
             await self.queues.requeue(pipe, tag, retries)
             await self.suppressions.add_bounces(

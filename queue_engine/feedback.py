@@ -28,8 +28,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from queue_engine import keys
 from queue_engine.correlation import HEADER, email_id_from
+from queue_engine.domain_labels import DomainLabels
 from queue_engine.records import DELIVERY_LOG_LIMIT, TRANSITION_LUA, iso
 from queue_engine.reports import Finding, parse_report
+from queue_engine.stats import count_outcomes, count_spam_report
 from queue_engine.statuses import SoftBounceReason, Status, soft_bounce_reason
 from queue_engine.suppression import Origin, Suppressions, is_tencent
 
@@ -60,6 +62,7 @@ class FeedbackApplier:
         self.clock = clock
         self.mx_hosts = mx_hosts or _no_mx
         self.suppressions = Suppressions(redis, clock)
+        self.labels = DomainLabels(redis, clock)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._transition = redis.register_script(TRANSITION_LUA)
 
@@ -148,6 +151,7 @@ class FeedbackApplier:
         if finding.recipient and recipient and finding.recipient.lower() != recipient.lower():
             return Applied(email_id, "dsn", "unmatched")
         reason = soft_bounce_reason(finding.category).value
+        label = await self.labels.label(domain)
         entries = [*json.loads(log_json or "[]"), self._entry(finding, "dsn", "soft_bounce")]
         reply = finding.diagnostic or f"{finding.smtp_code or ''} {finding.enhanced_status or ''}"
         applied = await self._transition(
@@ -167,13 +171,14 @@ class FeedbackApplier:
                 await self.suppressions.add_bounces(
                     [(recipient, tencent, reply.strip())], Origin.DSN, pipe=pipe
                 )
+            count_outcomes(pipe, {(Status.SOFT_BOUNCE, reason, label): 1})
             await pipe.execute()
         return Applied(email_id, "dsn", f"soft_bounce/{reason}")
 
     async def _complaint(self, email_id: str, finding: Finding) -> Applied:
         key = keys.email(email_id)
-        account, api_user, recipient = await self.redis.hmget(
-            key, ["account", "api_user", "recipient"]
+        account, api_user, recipient, domain = await self.redis.hmget(
+            key, ["account", "api_user", "recipient", "domain"]
         )
         if account is None:
             return Applied(email_id, "arf", "stale")
@@ -189,6 +194,9 @@ class FeedbackApplier:
             await self.suppressions.complain(
                 account, api_user, recipient, finding.feedback_type or "abuse", Origin.ARF
             )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                count_spam_report(pipe, await self.labels.label(domain))
+                await pipe.execute()
         return Applied(email_id, "arf", "complaint")
 
 

@@ -195,7 +195,7 @@ METRIC_REBALANCE = "metrics:rebalance"
 """Taken (SET NX EX) by the process that re-ranks METRIC_DOMAINS: one re-ranking per period."""
 
 METRIC_QUEUE_TOTALS = "metrics:queues"
-"""HASH "<api_user>/<domain label>|<in|att|out>" → emails (attempts) counted so far."""
+"""HASH "<api_user>/<domain label>|<inbound|attempted|outbound>" → emails (attempts)."""
 
 METRIC_OUTCOMES = "metrics:outcomes"
 """HASH "<status>|<reason>|<domain label>" → emails that reached that status."""

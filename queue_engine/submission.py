@@ -9,7 +9,7 @@ and never attempted, while the others of the call proceed.
 from __future__ import annotations
 
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +20,11 @@ from queue_engine import keys
 from queue_engine.accounts import EmailType, Principal, tracking_base_url
 from queue_engine.addresses import AddressError, parse_address, parse_mailbox
 from queue_engine.config import MAX_RECIPIENTS, EngineConfig
+from queue_engine.domain_labels import DomainLabels
 from queue_engine.message import LINE_BREAKS, MessageError, build_body, check_headers
 from queue_engine.queues import QueueStore
 from queue_engine.records import EmailRecord, new_email_id
+from queue_engine.stats import count_inbound, count_outcomes
 from queue_engine.statuses import InvalidReason, Status
 from queue_engine.suppression import Suppressions
 from queue_engine.tracked_message import Prepared, prepare
@@ -130,6 +132,7 @@ class Submitter:
         self.config = config
         self.queues = QueueStore(redis)
         self.suppressions = Suppressions(redis)
+        self.labels = DomainLabels(redis)
 
     async def submit(
         self, principal: Principal, request: SendRequest, request_ip: str, now_ms: int
@@ -238,6 +241,9 @@ class Submitter:
                 index_members[key][r.email_id] = 0
             if r.status is Status.REQUESTING:
                 by_queue[keys.queue_tag(r.api_user, r.domain)].append(r.email_id)
+        failed = [r for r in records if r.status is not Status.REQUESTING]
+        labels = await self.labels.labels({r.domain for r in failed})
+        outcomes = Counter((r.status.value, r.reason, labels[r.domain]) for r in failed)
         async with self.redis.pipeline(transaction=False) as pipe:
             body_ttl = int(self.config.max_age_seconds) + 86400
             pipe.set(keys.message(message_id), body, ex=body_ttl)
@@ -253,15 +259,20 @@ class Submitter:
                 pipe.expire(key, retention)
             if records[0].tag:
                 pipe.expire(keys.index_tag(account, records[0].tag), retention)
+            count_outcomes(pipe, outcomes)
             await pipe.execute()
         if not by_queue:
             return
         # Enqueued only once the records and body are stored: on Redis Cluster one
         # pipeline writes to several nodes at once, and an engine that claimed an
         # email before its record landed would drop it as gone.
+        queued = {tag: len(ids) for tag, ids in by_queue.items()}
+        domains = {keys.split_queue_tag(tag)[1] for tag in queued}
+        queue_labels = await self.labels.claim(domains, self.config.metrics_top_domains)
         async with self.redis.pipeline(transaction=False) as pipe:
             for tag, ids in by_queue.items():
                 await self.queues.enqueue(pipe, tag, ids, now_ms)
+            count_inbound(pipe, queued, queue_labels, now_ms)
             await pipe.execute()
         await self.redis.publish(keys.WAKE_CHANNEL, "enqueue")
 
