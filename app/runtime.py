@@ -76,7 +76,12 @@ def engine(settings: Settings, redis: Redis) -> Engine:
 
 
 def api_config(settings: Settings) -> ApiConfig:
-    return ApiConfig(engine=settings.engine_config(), trusted_proxies=settings.trusted_proxies)
+    return ApiConfig(
+        engine=settings.engine_config(),
+        trusted_proxies=settings.trusted_proxies,
+        metrics_token=settings.metrics_token,
+        metrics_allow=settings.metrics_allow,
+    )
 
 
 def configure_logging(settings: Settings, part: str) -> None:

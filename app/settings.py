@@ -119,6 +119,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "retention_days": _positive_int,
     "trusted_proxies": _networks,
     "tracking_base_url": lambda raw: check_base_url(raw) if raw else "",
+    "metrics_token": lambda raw: raw or None,
+    "metrics_allow": _networks,
+    "metrics_top_domains": _positive_int,
     "log_level": _log_level,
 }
 
@@ -214,6 +217,21 @@ class Settings:
         "Public URL of the web app in tracked links, open pixels and unsubscribe links"
         " (an account may set its own). Unset: http://HTTP_HOST:HTTP_PORT.",
     )
+    metrics_token: str | None = _spec(
+        "MAILPULSE_METRICS_TOKEN",
+        "",
+        "Bearer token GET /metrics requires (Prometheus `authorization`). Unset: none.",
+    )
+    metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _spec(
+        "MAILPULSE_METRICS_ALLOW",
+        "",
+        "Comma-separated networks GET /metrics answers (others get 403). Unset: any.",
+    )
+    metrics_top_domains: int = _spec(
+        "MAILPULSE_METRICS_TOP_DOMAINS",
+        "50",
+        "Recipient domains, the busiest, that get their own metric label; the rest are `other`.",
+    )
     log_level: str = _spec("MAILPULSE_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
@@ -270,6 +288,7 @@ class Settings:
             secret=self.signing_key(),
             retention_days=self.retention_days,
             max_body_bytes=self.max_body_bytes,
+            metrics_top_domains=self.metrics_top_domains,
             exports_dir=self.data_dir / "exports",
             tracking_base_url=self.tracking_base_url,
         )

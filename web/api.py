@@ -26,6 +26,10 @@ from web.requests import Networks, client_ip, read_json
 class ApiConfig:
     engine: EngineConfig
     trusted_proxies: Networks = ()
+    metrics_token: str | None = None
+    """Bearer token GET /metrics requires; None: none."""
+    metrics_allow: Networks = ()
+    """Networks GET /metrics answers; empty: any."""
     console_tick_seconds: float = 5.0
     """How often the console pushes a queue snapshot; tests and benchmarks go faster."""
 

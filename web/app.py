@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -22,6 +23,7 @@ from web.api_queues import QueuesApi
 from web.api_suppressions import SuppressionsApi
 from web.console.routes import Console
 from web.errors import ApiError, api_error_handler, error_response, http_error_handler
+from web.metrics import MetricsRoute, report_websocket_clients
 from web.openapi import SPEC
 from web.tracking import TrackingRoutes
 
@@ -72,9 +74,15 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        reporter = asyncio.create_task(
+            report_websocket_clients(redis, lambda: console.hub.connected)
+        )
         try:
             yield
         finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
             await console.aclose()
             await redis.aclose()
 
@@ -95,6 +103,7 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         *SuppressionsApi(redis, config.engine.max_body_bytes).routes(),
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
+        *MetricsRoute(redis, config).routes(),
         *TrackingRoutes(redis, config).routes(),
         *console.routes(),
     ]

@@ -346,6 +346,22 @@ SPEC: dict[str, Any] = {
                 "responses": {"200": {"description": "ok"}},
             }
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text format 0.0.4): queues, outcomes, SMTP"
+                " latency, suppression lists, exports, Redis; the same from every web process",
+                "description": "Open unless MAILPULSE_METRICS_TOKEN (then `Authorization:"
+                " Bearer <token>`) or MAILPULSE_METRICS_ALLOW (client networks) is set.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 403),
+                },
+            }
+        },
     },
 }
 
