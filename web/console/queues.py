@@ -1,9 +1,10 @@
 """The queue status page (SPEC Q1-Q5) and its live stream, `WS /ws/queues`.
 
-Every frame is the same for all of an account's clients: the rows carry the
-rates of all three windows and the page shows the one picked, and filters
-and sorting happen in the browser. So the hub renders once per account per
-tick and sends those bytes to every socket (web/ws_hub.py).
+Every frame is the same for all of an account's clients: the JSON chart points
+carry the rates of all three windows and the page shows the one picked (the
+HTML rows leave their rate cells to it), and filters and sorting happen in the
+browser. So the hub renders once per account per tick and sends those bytes
+to every socket (web/ws_hub.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ from web.ws_hub import DEFAULT_TICK_SECONDS, Feed, Frames, Hub
 
 HISTORY_TICKS = 120
 """Chart points kept per account: ten minutes at the default tick."""
+
+_BETWEEN_TAGS = re.compile(r">\s+<")
+"""Indentation between tags: a quarter of a frame's bytes, times every client."""
 
 UNAUTHENTICATED = 4401
 """Close code after which the page goes to the login form instead of reconnecting."""
@@ -110,12 +115,16 @@ class QueuePages:
         )
         return Snapshot([s for s in statuses if not s.idle], sorted(users), now)
 
-    def _context(self, snapshot: Snapshot, csrf_token: str | None) -> dict[str, Any]:
-        """Frames (no token: the same bytes go to everyone) or the page (the form's token)."""
+    def _context(
+        self, snapshot: Snapshot, csrf_token: str | None = None, window: int | None = None
+    ) -> dict[str, Any]:
+        """Frames (no token: the same bytes go to everyone) or the page (the form's token,
+        and the rates of the picked window filled in)."""
         return {
             "snap": snapshot,
             "row_id": row_id,
             "windows": WINDOWS,
+            "window": window,
             "oob": csrf_token is None,
             "csrf": csrf_token,
         }
@@ -123,25 +132,26 @@ class QueuePages:
     async def _frames(self, feed: Feed) -> Frames:
         snapshot = await self.snapshot(feed.account)
         html = self.ctx.templates.get_template("partials/queue_list.html").render(
-            self._context(snapshot, None)
+            self._context(snapshot)
         )
         points = snapshot.points()
         _history(feed).append(points)
-        return html, json.dumps(points, separators=(",", ":"))
+        # Points first: the rows' rate cells are filled from them when the rows land.
+        return json.dumps(points, separators=(",", ":")), _BETWEEN_TAGS.sub("><", html)
 
     async def page(self, request: Request) -> Response:
         session = self.ctx.session(request)
         if session.account is None:
             return self.ctx.login_redirect(request)
-        window = request.query_params.get("window", "5")
+        picked = request.query_params.get("window", "5")
+        window = int(picked) if picked in {str(w) for w in WINDOWS} else WINDOWS[0]
         snapshot = await self.snapshot(session.account)
         return self.ctx.render(
             request,
             session,
             "queues.html",
             {
-                **self._context(snapshot, session.csrf),
-                "window": int(window) if window in {str(w) for w in WINDOWS} else WINDOWS[0],
+                **self._context(snapshot, session.csrf, window),
                 "nav": "queues",
             },
         )

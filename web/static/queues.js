@@ -5,6 +5,7 @@
   "use strict";
 
   var section, socket = null, totalChart = null, queueChart = null, openQueue = null;
+  var latest = null;      // the last points message: every queue's rates, all windows
   var totalPoints = [];   // [{t, total: {"5": [in, att, out], ...}}]
   var queuePoints = [];   // [[t, {"5": [...], ...}]] of the open queue
   var MAX_POINTS = 120;
@@ -60,6 +61,7 @@
       totalPoints = msg.points.slice(-MAX_POINTS);
       drawTotal();
     } else if (msg.type === "points") {
+      latest = msg;
       totalPoints.push({ t: msg.t, total: msg.total });
       if (totalPoints.length > MAX_POINTS) totalPoints.shift();
       drawTotal();
@@ -80,9 +82,11 @@
   }
 
   function openChart(button) {
-    openQueue = button.getAttribute("data-queue");
+    var row = button.closest("tbody.queue");
+    openQueue = row.id;
     queuePoints = [];
-    document.getElementById("queue-chart-name").textContent = button.getAttribute("data-name");
+    document.getElementById("queue-chart-name").textContent =
+      row.getAttribute("data-user") + " \u2192 " + row.getAttribute("data-domain");
     document.getElementById("queue-chart-card").hidden = false;
     if (queueChart) { queueChart.destroy(); queueChart = null; }
     drawQueue();
@@ -97,12 +101,43 @@
 
   function number(el, attr) { return parseFloat(el.getAttribute(attr)) || 0; }
 
+  // As the server writes them (web/console/templating.py `rate`).
+  function formatRate(v) {
+    if (!v) return "0";
+    if (v < 10) return String(Math.round(v * 10) / 10);
+    return Math.round(v).toLocaleString("en-US");
+  }
+
+  function rates(row) {
+    var q = latest && latest.queues[row.id];
+    return q ? q[windowSize()] : null;
+  }
+
+  // The rows leave their rate cells to us: fill them for the picked window.
+  function fillRates() {
+    if (!latest) return;
+    section.querySelectorAll("tbody.queue").forEach(function (row) {
+      var r = rates(row);
+      if (!r) return;
+      ["inb", "att", "out"].forEach(function (kind, i) {
+        var cell = row.querySelector("td." + kind);
+        var unit = document.createElement("span");
+        unit.className = "unit";
+        unit.textContent = "/s";
+        cell.textContent = formatRate(r[i]);
+        cell.appendChild(unit);
+      });
+    });
+  }
+
+  function rate(row, i) { var r = rates(row); return r ? r[i] : 0; }
+
   function arrange() {
     var table = section.querySelector(".queues-table");
     if (!table) return;
     var user = document.getElementById("filter-user").value;
     var domain = document.getElementById("filter-domain").value.trim().toLowerCase();
-    var sort = document.getElementById("sort").value, w = windowSize();
+    var sort = document.getElementById("sort").value;
     var rows = Array.prototype.slice.call(table.querySelectorAll("tbody.queue"));
     rows.forEach(function (row) {
       var show = (!user || row.getAttribute("data-user") === user) &&
@@ -110,10 +145,10 @@
       row.hidden = !show;
     });
     var key = {
-      status: function (r) { return [-number(r, "data-paused"), -number(r, "data-pending")]; },
+      status: function (r) { return [r.classList.contains("paused") ? 0 : 1, -number(r, "data-pending")]; },
       pending: function (r) { return [-number(r, "data-pending")]; },
-      outbound: function (r) { return [-number(r, "data-out" + w)]; },
-      inbound: function (r) { return [-number(r, "data-in" + w)]; },
+      outbound: function (r) { return [-rate(r, 2)]; },
+      inbound: function (r) { return [-rate(r, 0)]; },
       domain: function (r) { return [r.getAttribute("data-domain"), r.getAttribute("data-user")]; }
     }[sort];
     rows.sort(function (a, b) {
@@ -164,6 +199,7 @@
     history.replaceState(null, "", url);
     drawTotal();
     drawQueue();
+    fillRates();
     arrange();
   }
 
@@ -193,6 +229,7 @@
       }
     });
     section.addEventListener("htmx:wsAfterMessage", function () {
+      fillRates();
       arrange();
       countdowns();
       window.mailpulse.refreshTimes(section);
