@@ -44,6 +44,7 @@ bench:
 	@$(BIN)/python -m bench.delivery
 	@$(BIN)/python -m bench.windows
 	@$(BIN)/python -m bench.memory
+	@$(BIN)/python -m bench.ws_fanout
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache
