@@ -15,8 +15,10 @@ record.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import re
@@ -26,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from queue_engine import keys
 from queue_engine.correlation import mac, token
@@ -45,6 +48,7 @@ MAX_TOKEN_CHARS = 4096
 """A token in a request longer than any we make is refused before any decoding."""
 MAX_USER_AGENT = 512
 EVENTS_KEPT = 20
+WRITE_BATCH = 500
 
 _ID_BYTES = 14
 _SIG_BYTES = 12
@@ -169,19 +173,74 @@ def read_unsubscribe(secret: bytes, sealed: str) -> UnsubscribeTarget | None:
     return UnsubscribeTarget(found[0], account, api_user, address)
 
 
+@dataclass(slots=True)
+class _Queued:
+    email_id: str
+    field: str
+    line: str
+    keep: int
+    done: asyncio.Future[int]
+
+
 class TrackingEvents:
-    """Opens, clicks and unsubscribes recorded on the email records."""
+    """Opens, clicks and unsubscribes recorded on the email records.
+
+    Writes are group-committed: the events that arrive while one write is in
+    flight go together in the next, as one pipeline. A busy web process so pays
+    one Redis round trip per batch instead of one per request, and each caller
+    still returns only once its own event is stored.
+    """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._record = redis.register_script(_EVENTS_LUA)
+        self._sha = hashlib.sha1(_EVENTS_LUA.encode()).hexdigest()  # noqa: S324 (Redis's id)
+        self._queue: list[_Queued] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def _add(self, email_id: str, field: str, event: dict[str, Any], keep: int) -> int:
         line = json.dumps(event, separators=(",", ":"))  # never a raw newline: the separator
-        count = await self._record(
-            keys=[keys.email(email_id)], args=[field, f"{field}_count", line, keep]
-        )
-        return int(count)
+        queued = _Queued(email_id, field, line, keep, asyncio.get_running_loop().create_future())
+        self._queue.append(queued)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued())
+        return await queued.done
+
+    async def _write_queued(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:WRITE_BATCH], self._queue[WRITE_BATCH:]
+                try:
+                    results = await self._write(batch)
+                except Exception as exc:  # each caller gets the error; the writer goes on
+                    results = [exc] * len(batch)
+                for q, result in zip(batch, results, strict=True):
+                    if q.done.done():  # a caller that went away
+                        continue
+                    if isinstance(result, Exception):
+                        q.done.set_exception(result)
+                    else:
+                        q.done.set_result(int(result))
+        finally:
+            self._writer = None
+
+    async def _write(self, batch: list[_Queued]) -> list[Any]:
+        """Plain EVALSHA: redis-py's Script in a pipeline would ask SCRIPT EXISTS first,
+        a second round trip per batch; a Redis that lost the script gets it again."""
+        results = await self._evalsha(batch)
+        lost = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if lost:
+            await self.redis.script_load(_EVENTS_LUA)
+            for i, result in zip(lost, await self._evalsha([batch[i] for i in lost]), strict=True):
+                results[i] = result
+        return results
+
+    async def _evalsha(self, batch: list[_Queued]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for q in batch:
+                count_field = f"{q.field}_count"
+                key = keys.email(q.email_id)
+                pipe.evalsha(self._sha, 1, key, q.field, count_field, q.line, str(q.keep))
+            return list(await pipe.execute(raise_on_error=False))
 
     async def opened(self, email_id: str, time: str, ip: str, user_agent: str) -> int:
         """The email's open count now; 0 when its record is gone (nothing is written)."""

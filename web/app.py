@@ -97,6 +97,8 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         return console.storage_unavailable(request) or await _storage_down(request, exc)
 
     routes = [
+        # First: recipients' mail clients hit these most, and routes are tried in order.
+        *TrackingRoutes(redis, config).routes(),
         *api.routes(),
         *queues.routes(),
         *ExportsApi(redis, config).routes(),
@@ -104,7 +106,6 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),
         *MetricsRoute(redis, config).routes(),
-        *TrackingRoutes(redis, config).routes(),
         *console.routes(),
     ]
     return Starlette(

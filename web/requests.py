@@ -57,6 +57,8 @@ def _depth(value: Any, level: int = 1) -> int:
 def client_ip(request: Request, trusted_proxies: Networks) -> str:
     """The caller's IP; X-Forwarded-For is believed only from a trusted proxy."""
     peer = request.client.host if request.client else ""
+    if not trusted_proxies:
+        return peer  # the common case, on every tracking hit: no address parsing
     try:
         hop = ipaddress.ip_address(peer)
     except ValueError:

@@ -9,12 +9,15 @@ form; a scanner that follows every link with GET unsubscribes nobody.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -45,6 +48,7 @@ PAGE_REASONS = [r for r in UnsubscribeReason if r is not UnsubscribeReason.NOT_G
 """The four reasons of SPEC U2 the page offers."""
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+log = logging.getLogger(__name__)
 
 
 class TrackingRoutes:
@@ -73,7 +77,7 @@ class TrackingRoutes:
         if email_id is None:
             raise ApiError(404, "no such tracking pixel", field="token")
         if request.method == "GET":  # a HEAD is a probe, not an open
-            await self.events.opened(email_id, *self._who(request))
+            await _unless_down(self.events.opened(email_id, *self._who(request)))
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
     async def clicked(self, request: Request) -> Response:
@@ -83,7 +87,7 @@ class TrackingRoutes:
         email_id, url = found
         if request.method == "GET":
             time_, ip, user_agent = self._who(request)
-            await self.events.clicked(email_id, url, time_, ip, user_agent)
+            await _unless_down(self.events.clicked(email_id, url, time_, ip, user_agent))
         return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
     def _page(
@@ -119,6 +123,14 @@ class TrackingRoutes:
         if added:
             await self.events.unsubscribed(target.email_id, iso(now_ms) or "", reason.value)
         return self._page(request, "done", target)
+
+
+async def _unless_down(recording: Awaitable[int]) -> None:
+    """The recipient gets the pixel or the link even when the event cannot be stored."""
+    try:
+        await recording
+    except RedisError as exc:
+        log.warning("tracking: event not recorded, storage unavailable: %s", exc)
 
 
 async def _reason(request: Request) -> UnsubscribeReason:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -347,3 +348,22 @@ def test_bad_options_name_their_field(tracking: object, unsubscribe: object, fie
     with pytest.raises(MessageError) as caught:
         TrackingOptions.parse(tracking, unsubscribe)
     assert caught.value.field == field
+
+
+async def test_concurrent_events_are_written_together_and_each_counted(redis) -> None:
+    events_ = TrackingEvents(redis)
+    await _record(redis, EMAIL_ID)
+    counts = await asyncio.gather(
+        *(events_.opened(EMAIL_ID, f"t{n}", "ip", "ua") for n in range(60))
+    )
+    assert sorted(counts) == list(range(1, 61))
+    assert await redis.hget(keys.email(EMAIL_ID), "opens_count") == "60"
+
+
+async def test_a_redis_that_lost_the_script_gets_it_again(redis) -> None:
+    events_ = TrackingEvents(redis)
+    await _record(redis, EMAIL_ID)
+    assert await events_.opened(EMAIL_ID, "t", "ip", "ua") == 1
+    await redis.script_flush()
+    assert await events_.clicked(EMAIL_ID, "https://x.example/", "t", "ip", "ua") == 1
+    assert await events_.opened(EMAIL_ID, "t", "ip", "ua") == 2
