@@ -40,6 +40,8 @@ async def test_email_page_filters_by_status_and_address_and_shows_the_log(
     await page.wait_for_url("**status=invalid**")
     assert await rows.count() == 1
     assert "unknown1@gmail.example" in await rows.first.inner_text()
+    export = await page.locator(".export-box pre").inner_text()
+    assert "/v1/exports" in export and '"filter": {"status": "invalid"}' in export
     assert "Address does not exist" in await rows.first.inner_text()
 
     await page.goto("/emails")

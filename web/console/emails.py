@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from queue_engine.accounts import EmailType
+from queue_engine.exports import ExportType
 from queue_engine.queries import EmailQueries
 from queue_engine.statuses import REASONS, Status
 from web.api_queues import visible_api_users
@@ -68,6 +70,9 @@ class EmailPages:
                 "statuses": list(Status),
                 "reasons": {s.value: sorted(REASONS[s]) for s in Status},
                 "types": list(EmailType),
+                "export_body": json.dumps(
+                    {"type": ExportType.EMAIL_STATUS.value, "filter": filters}
+                ),
             },
         )
 
