@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from app import runtime
 from app.embedded_redis import EmbeddedRedisError
 from app.settings import Settings, SettingsError
-from queue_engine.accounts import AccountError, EmailType, create_account, create_api_user
+from queue_engine.accounts import (
+    AccountError,
+    EmailType,
+    create_account,
+    create_api_user,
+    set_tracking_base_url,
+)
 from queue_engine.policy import PolicyError
 from queue_engine.routing import RoutesError
 
@@ -55,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     create.add_argument("--email", required=True, help="the admin's email (console login)")
     create.add_argument("--json", action="store_true")
+    tracking = account.add_parser(
+        "tracking-url", help="set the account's base URL of tracked links (no URL: clear it)"
+    )
+    tracking.add_argument("name")
+    tracking.add_argument("url", nargs="?", default="", help="e.g. https://click.example.com")
     api_user = sub.add_parser("api-user", help="manage API_USERs").add_subparsers(
         dest="action", required=True
     )
@@ -114,6 +125,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _run_until_signal(parts[command](settings, url))
         elif command == "demo-traffic":
             _run_until_signal(_demo_traffic(settings, url, args.url))
+        elif command == "account" and args.action == "tracking-url":
+            return asyncio.run(_account_tracking_url(url, args))
         elif command == "account":
             return asyncio.run(_create_account(url, args))
         elif command == "api-user":
@@ -264,6 +277,16 @@ async def _create_account(url: str, args: argparse.Namespace) -> int:
         print(f"account:       {new.account}\nconsole login: {new.email}\n"
               f"password:      {new.password}\naccount key:   {new.account_key}\n"
               "(shown once; store them now)")  # fmt: skip
+    return 0
+
+
+async def _account_tracking_url(url: str, args: argparse.Namespace) -> int:
+    redis = runtime.connect(url)
+    try:
+        base = await set_tracking_base_url(redis, args.name, args.url)
+    finally:
+        await redis.aclose()
+    print(f"tracking base URL of {args.name}: {base or '(MAILPULSE_TRACKING_BASE_URL)'}")
     return 0
 
 

@@ -3,13 +3,16 @@ unsubscribes through the links of the email the MP received."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import subprocess
+import sys
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-from queue_engine.accounts import set_tracking_base_url
 
 HTML = (
     "<html><body><table><tr><td>"
@@ -89,14 +92,38 @@ async def test_tracking_off_sends_the_html_as_written(client, sender, mp, start_
     assert re.fullmatch(r"Sale: http://127\.0\.0\.1:8025/t/c/[A-Za-z0-9_-]+\n", text)
 
 
-async def test_an_account_base_url_is_used_for_its_links(
-    client, sender, redis, mp, start_engine, wait_for
+def tracking_url(redis_url: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPULSE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "account", "tracking-url", *args],
+        cwd=root,
+        env={**env, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_an_account_base_url_set_by_the_cli_is_used_for_its_links(
+    client, sender, redis_url, repo_root, mp, start_engine, wait_for
 ):
     await start_engine(mp)
-    await set_tracking_base_url(redis, sender.account, "https://click.acme.example/")
+    bad = await asyncio.to_thread(tracking_url, redis_url, repo_root, sender.account, "ftp://x")
+    assert bad.returncode == 2 and "must be an http:// or https:// URL" in bad.stderr
+    done = await asyncio.to_thread(
+        tracking_url, redis_url, repo_root, sender.account, "https://click.acme.example/"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "tracking base URL of acme: https://click.acme.example\n"
     await send(client, sender, "dee@gmail.example", html=HTML)
     html = parts(await received(mp, wait_for, "dee@gmail.example"))["text/html"]
     assert html.count("https://click.acme.example/t/") == 2
+    cleared = await asyncio.to_thread(tracking_url, redis_url, repo_root, sender.account)
+    assert cleared.stdout == "tracking base URL of acme: (MAILPULSE_TRACKING_BASE_URL)\n"
+    await send(client, sender, "fay@gmail.example", html=HTML)
+    html = parts(await received(mp, wait_for, "fay@gmail.example"))["text/html"]
+    assert html.count("http://127.0.0.1:8025/t/") == 2
 
 
 async def test_marketing_mail_unsubscribes_in_one_click_and_later_sends_fail(
