@@ -636,6 +636,12 @@ class Suppressions:
                 return
             cursor = page.cursor
 
+    async def account_sizes(self, account: str) -> dict[str, int]:
+        """Active entries (and expired ones not yet pruned) per list of one account."""
+        meta = keys.suppression_meta(keys.suppression_scope(account))
+        counts = await self.redis.hmget(meta, [k.value for k in ACCOUNT_LISTS])
+        return {k.value: int(n or 0) for k, n in zip(ACCOUNT_LISTS, counts, strict=True)}
+
     async def list_sizes(self) -> dict[str, int]:
         """Active entries per list, over all accounts (Prometheus)."""
         accounts = sorted(await self.redis.smembers(keys.ACCOUNTS))

@@ -54,5 +54,34 @@ CONSOLE_PATHS: dict[str, Any] = {
             ("email_id",),
         )
     },
-    "/suppressions": {"get": _page("Console: suppression lists")},
+    "/suppressions": {
+        "get": _page("Console: the suppression lists, and a check of one address (?address=)")
+    },
+    "/suppressions/{kind}": {
+        "get": _page(
+            "Console: one list (bounces, complaints, blocks, unsubscribes, exemptions), filtered",
+            {"404": {"description": "no such list"}},
+            ("kind",),
+        )
+    },
+    "/suppressions/{kind}/add": {
+        "post": _page(
+            "Console: add an entry (target, api_user, expires_at, reason, csrf_token)",
+            {**_FORBIDDEN, "400": {"description": "the form names the bad field"}},
+            ("kind",),
+        )
+    },
+    "/suppressions/{kind}/delete": {
+        "post": _page(
+            "Console: delete selected entries; without confirm=yes it shows the confirmation",
+            _FORBIDDEN,
+            ("kind",),
+        )
+    },
+    "/suppressions/blocks/upload": {
+        "post": _page(
+            "Console: upload a block-list CSV (multipart file, csrf_token); bad lines listed",
+            {**_FORBIDDEN, "207": {"description": "some lines refused, listed by number"}},
+        )
+    },
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from web.console.base import ConsoleContext
 from web.console.emails import EmailPages
 from web.console.login import LoginPages
 from web.console.queues import QueuePages
+from web.console.suppressions import SuppressionPages
 from web.console.templating import STATIC, templates
 from web.session import SessionCodec
 from web.ws_hub import DEFAULT_TICK_SECONDS, Hub
@@ -25,6 +26,7 @@ class Console:
         self.queues = QueuePages(self.ctx, tick_seconds)
         self.login = LoginPages(self.ctx)
         self.emails = EmailPages(self.ctx)
+        self.suppressions = SuppressionPages(self.ctx)
 
     @property
     def hub(self) -> Hub:
@@ -35,15 +37,9 @@ class Console:
             *self.login.routes(),
             *self.queues.routes(),
             *self.emails.routes(),
-            Route("/suppressions", self.suppressions, methods=["GET"], name="console_suppressions"),
+            *self.suppressions.routes(),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
-
-    async def suppressions(self, request: Request) -> Response:
-        session = self.ctx.session(request)
-        if session.account is None:
-            return self.ctx.login_redirect(request)
-        return self.ctx.render(request, session, "suppressions.html", {"nav": "suppressions"})
 
     def storage_unavailable(self, request: Request) -> Response | None:
         """An HTML page for a browser on a console page; None leaves it to the API's JSON."""
