@@ -142,12 +142,16 @@ async def run(url: str, args: argparse.Namespace) -> None:
         ours: list[float] = []
         raw: list[float] = []
         blocked = 0
+        server_us = 0.0
         for _ in range(args.rounds):
+            await redis.config_resetstat()
             start = time.perf_counter()
             for batch in batches:
                 found = await sup.check(ACCOUNT, "bench-au", batch)
                 blocked += sum(1 for b in found if b is not None)
             ours.append(args.batches * args.batch / (time.perf_counter() - start))
+            stats = (await redis.info("commandstats"))["cmdstat_evalsha"]
+            server_us += stats["usec"] / args.batches / args.rounds
             start = time.perf_counter()
             for batch in batches:
                 await redis.zmscore(raw_key, batch)
@@ -167,6 +171,8 @@ async def run(url: str, args: argparse.Namespace) -> None:
             batch=args.batch,
             entries_per_list=args.entries,
             rounds=[round(r) for r in ours],
+            redis_ms_per_check=round(server_us / 1000, 2),
+            what="Suppressions.check: two Lua calls (bounce list, account lists) per batch",
         )
         emit(
             metric="bytes_per_entry",
