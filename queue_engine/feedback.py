@@ -15,6 +15,7 @@ import base64
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from queue_engine.suppression import Origin, Suppressions, is_tencent
 log = logging.getLogger(__name__)
 
 GROUP = "feedback"
+_MESSAGE_ID = re.compile(r"<([0-9a-f]{28})@[^>]+>", re.IGNORECASE)
 RECLAIM_IDLE_MS = 60_000
 
 
@@ -109,6 +111,8 @@ class FeedbackApplier:
         for finding in parse_report(raw):
             email_id = self._email_id(finding, rcpt_to)
             if email_id is None:
+                email_id = await self._by_message_id(finding)
+            if email_id is None:
                 results.append(Applied(None, finding.kind, "unmatched"))
             elif finding.kind == "arf":
                 results.append(await self._complaint(email_id, finding))
@@ -123,12 +127,28 @@ class FeedbackApplier:
         return results
 
     def _email_id(self, finding: Finding, rcpt_to: str) -> str | None:
-        """Only a validly signed id counts: our VERP address, or our header in the original."""
+        """A validly signed id: our VERP address, or our header in the original."""
         return (
             email_id_from(self.secret, rcpt_to)
             or email_id_from(self.secret, finding.return_path)
             or email_id_from(self.secret, _header(finding.original_headers, HEADER))
         )
+
+    async def _by_message_id(self, finding: Finding) -> str | None:
+        """Our Message-ID (`<email id@domain>`) when the report lost the signed tokens.
+
+        It is not signed, so it counts only when the report also names the recipient
+        and that recipient is the email's: nobody but the recipient and the mail path
+        sees a Message-ID, and a report can then only concern that recipient's own mail.
+        """
+        found = _MESSAGE_ID.search(finding.original_message_id or "")
+        if found is None or not finding.recipient:
+            return None
+        email_id = found.group(1).lower()
+        recipient = await self.redis.hget(keys.email(email_id), "recipient")
+        if recipient is None or recipient.lower() != finding.recipient.lower():
+            return None
+        return email_id
 
     def _entry(self, finding: Finding, stage: str, outcome: str) -> dict[str, Any]:
         return {

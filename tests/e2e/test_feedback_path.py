@@ -193,3 +193,37 @@ async def test_a_spam_report_is_recorded_on_its_email(
     finally:
         await mp.stop()
         await reporter.close()
+
+
+async def test_a_bounce_with_only_our_message_id_counts_for_its_own_recipient(
+    client, sender, redis, mp, start_engine, wait_for, engine_config
+):
+    """An MTA that drops the return path and our header still quotes the Message-ID."""
+    from app.mp_reports import build_dsn
+    from queue_engine.feedback import FeedbackApplier
+
+    await start_engine(mp, return_path_domain=DOMAIN)
+    body = {"from": "a@acme.example", "to": ["left@gmail.example"], "text": "t"}
+    [email_id] = (await client.post("/v1/mail/send", json=body, headers=sender.basic)).json()[
+        "email_ids"
+    ]
+
+    async def delivered() -> bool:
+        item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+        return item["status"] == "delivered"
+
+    await wait_for(delivered)
+    original = f"Message-ID: <{email_id}@{DOMAIN}>\r\nSubject: t\r\n\r\n".encode()
+    applier = FeedbackApplier(redis, engine_config.secret)
+
+    def dsn(recipient: str) -> dict[str, str]:
+        raw = build_dsn("mx.gmail.example", f"postmaster@{DOMAIN}", recipient, original)
+        return {"rcpt_to": f"postmaster@{DOMAIN}", "data_b64": base64.b64encode(raw).decode()}
+
+    # Naming another recipient, the Message-ID alone proves nothing.
+    applied = await applier.apply(dsn("someone-else@gmail.example"))
+    assert {a.outcome for a in applied} == {"unmatched"}
+    applied = await applier.apply(dsn("left@gmail.example"))
+    assert [a.outcome for a in applied] == ["soft_bounce/address_not_exist"]
+    item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+    assert (item["status"], item["reason"]) == ("soft_bounce", "address_not_exist")
