@@ -56,9 +56,12 @@ def parse_item(
     allowed = {"address", "domain", "api_user"} | (
         {"expires_at", "reason"} if with_details else set()
     )
-    unknown = sorted(set(raw) - allowed)
+    unknown = sorted(str(k) for k in set(raw) - allowed)
     if unknown:
-        raise EntryError(unknown[0], "is not a field of this request")
+        name = unknown[0]
+        if name and len(name) <= 64 and name.isprintable():
+            raise EntryError(name, "is not a field of this request")
+        raise EntryError("item", f"has a field that is not one of {sorted(allowed)}")
     if ("address" in raw) == ("domain" in raw):
         raise EntryError("address", "give exactly one of address or domain")
     if "domain" in raw:
