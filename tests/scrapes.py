@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
@@ -16,6 +20,10 @@ from queue_engine.correlation import return_path
 from queue_engine.feedback import FeedbackApplier
 
 RETURN_DOMAIN = "bounces.mailpulse.test"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "prometheus"
+"""prometheus/ at the top of the repo: scrape config, rules, dashboard."""
+DASHBOARD = ARTIFACTS / "grafana" / "mailpulse.json"
+RULE_FILES = sorted((ARTIFACTS / "rules").glob("*.yml"))
 
 
 @dataclass(frozen=True)
@@ -87,3 +95,27 @@ async def apply_report(redis: Redis, secret: bytes, email_id: str, kind: str) ->
     )
     fields = {"rcpt_to": to, "data_b64": base64.b64encode(report).decode()}
     await FeedbackApplier(redis, secret).apply(fields)
+
+
+async def run_tool(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    """Exit status and output (stdout then stderr) of a command such as promtool."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    return proc.returncode or 0, (out + err).decode()
+
+
+def rules() -> list[dict[str, Any]]:
+    groups = [g for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"]]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    return exprs

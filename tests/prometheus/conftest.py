@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,8 +22,6 @@ from queue_engine.config import EngineConfig
 from queue_engine.queues import QueueStore
 from queue_engine.stats import report_clients
 from queue_engine.statuses import PauseReason
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "prometheus"
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 import httpx
 import pytest
-from scrapes import get_metrics, parse, send
+from scrapes import get_metrics, parse, run_tool, send
 
 from app.runtime import connect
 from prometheus import metrics
@@ -67,10 +66,8 @@ async def test_a_live_system_shows_in_every_metric(live_system, scrape, promtool
     # Every declared metric is there, and promtool finds nothing wrong with any of it.
     for spec in metrics.ALL:
         assert any(n.startswith(spec.name) for n in s.names), spec.name
-    check = subprocess.run(  # noqa: ASYNC221 - a quick local tool, nothing else runs
-        [promtool, "check", "metrics"], input=s.text, capture_output=True, text=True
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    status, output = await run_tool(promtool, "check", "metrics", stdin=s.text)
+    assert status == 0, output
 
 
 async def test_names_follow_the_conventions_and_no_label_names_an_address(live_system, scrape):
