@@ -10,7 +10,6 @@ sender's email by guessing an id.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 
@@ -27,7 +26,8 @@ token made for one use (say, a bounce address) is worthless for another (an unsu
 
 def mac(secret: bytes, purpose: str, data: bytes, size: int) -> bytes:
     """HMAC-SHA256 of data under one purpose, truncated to size bytes."""
-    return hmac.new(secret, purpose.encode() + b":" + data, hashlib.sha256).digest()[:size]
+    # The one-shot hmac.digest runs in OpenSSL: about twice as fast as hmac.new here.
+    return hmac.digest(secret, purpose.encode() + b":" + data, "sha256")[:size]
 
 
 def signature(secret: bytes, email_id: str, purpose: str = EMAIL) -> str:

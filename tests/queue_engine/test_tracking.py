@@ -258,7 +258,7 @@ def test_each_email_gets_its_own_tokens_whole_through_quoted_printable() -> None
         headers, wire = tracked.render(
             SECRET, email_id, "acme", "acme-mk", f"r{n}@example.com", "bounces.example"
         )
-        assert max(len(line) for line in wire.split(b"\r\n")) <= 78
+        assert max(len(line) for line in wire.split(b"\r\n")) <= 76
         msg = _received(headers, wire)
         text_part, html_part = (
             p.get_content().replace("\r\n", "\n") for p in msg.walk() if not p.is_multipart()
@@ -367,3 +367,29 @@ async def test_a_redis_that_lost_the_script_gets_it_again(redis) -> None:
     await redis.script_flush()
     assert await events_.clicked(EMAIL_ID, "https://x.example/", "t", "ip", "ua") == 1
     assert await events_.opened(EMAIL_ID, "t", "ip", "ua") == 2
+
+
+@pytest.mark.parametrize("prefix", [0, 1, 24, 25, 26, 37, 38, 72, 73, 74, 75, 76, 77, 150])
+def test_qp_lines_stay_short_and_decode_exactly_around_tokens(prefix: int) -> None:
+    # Multibyte text (=C3=A9 escapes) of every length up to a token: the soft line
+    # break before the token must never cut an escape or make a line too long.
+    html = "é" * prefix + ' <a href="https://x.example/">x</a>' + "x" * prefix + " "
+    text = "a" * prefix + " https://y.example/ " + ("é " * prefix)
+    prepared = prepare(html, text, TrackingOptions(text_links=True), False, BASE)
+    assert prepared.plan is not None
+    tracked = TrackedMessage(_body(prepared.html, prepared.text), prepared.plan)
+    _, wire = tracked.render(SECRET, EMAIL_ID, "acme", "acme-mk", "a@b.example", None)
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 76
+    text_part, html_part = (
+        p.get_content().replace("\r\n", "\n")
+        for p in _received("", wire).walk()
+        if not p.is_multipart()
+    )
+    click = click_token(SECRET, EMAIL_ID, "https://x.example/")
+    pixel = open_token(SECRET, EMAIL_ID)
+    assert html_part == (
+        "é" * prefix + f' <a href="{BASE}/t/c/{click}">x</a>' + "x" * prefix + " "
+        f'<img src="{BASE}/t/o/{pixel}" width="1" height="1" alt="" border="0">\n'
+    )
+    link = click_token(SECRET, EMAIL_ID, "https://y.example/")
+    assert text_part == "a" * prefix + f" {BASE}/t/c/{link} " + ("é " * prefix) + "\n"
