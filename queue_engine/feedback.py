@@ -35,6 +35,7 @@ from queue_engine.reports import Finding, parse_report
 from queue_engine.stats import count_outcomes, count_spam_report
 from queue_engine.statuses import SoftBounceReason, Status, soft_bounce_reason
 from queue_engine.suppression import Origin, Suppressions, is_tencent
+from queue_engine.tracking import Unsubscriber
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class Applied:
     email_id: str | None
     kind: str
     outcome: str
-    """soft_bounce/<reason>, complaint, ignored (no failure), unmatched, or stale."""
+    """soft_bounce/<reason>, complaint, unsubscribed (mail to a List-Unsubscribe mailto),
+    ignored (no failure), unmatched, or stale."""
 
 
 class FeedbackApplier:
@@ -64,6 +66,7 @@ class FeedbackApplier:
         self.clock = clock
         self.mx_hosts = mx_hosts or _no_mx
         self.suppressions = Suppressions(redis, clock)
+        self.unsubscriber = Unsubscriber(redis)
         self.labels = DomainLabels(redis, clock)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._transition = redis.register_script(TRANSITION_LUA)
@@ -107,6 +110,9 @@ class FeedbackApplier:
     async def apply(self, fields: dict[str, str]) -> list[Applied]:
         raw = base64.b64decode(fields.get("data_b64", ""))
         rcpt_to = fields.get("rcpt_to", "")
+        now_ms = int(self.clock() * 1000)
+        if email_id := await self.unsubscriber.by_mail(self.secret, rcpt_to, now_ms):
+            return [Applied(email_id, "unsubscribe", "unsubscribed")]
         results = []
         for finding in parse_report(raw):
             email_id = self._email_id(finding, rcpt_to)

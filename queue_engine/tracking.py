@@ -31,9 +31,10 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from queue_engine import keys
-from queue_engine.correlation import mac, token
+from queue_engine.correlation import email_id_from, mac, token
 from queue_engine.message import MessageError
-from queue_engine.records import CLICKS, OPENS, UNSUBSCRIBE
+from queue_engine.records import CLICKS, OPENS, UNSUBSCRIBE, iso
+from queue_engine.suppression import Origin, Suppressions, UnsubscribeReason
 
 OPEN = "mailpulse-open"
 CLICK = "mailpulse-click"
@@ -254,3 +255,39 @@ class TrackingEvents:
     async def unsubscribed(self, email_id: str, time: str, reason: str) -> None:
         """Noted on the email that caused it (the list entry itself is suppression.py's)."""
         await self._add(email_id, UNSUBSCRIBE, {"time": time, "reason": reason}, 1)
+
+
+class Unsubscriber:
+    """A recipient's unsubscribe, by the page, one-click POST or mail to the mailto address:
+    the address goes on the unsubscribe list, and the email that caused it says so."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.suppressions = Suppressions(redis)
+        self.events = TrackingEvents(redis)
+
+    async def unsubscribe(
+        self, target: UnsubscribeTarget, reason: UnsubscribeReason, now_ms: int
+    ) -> bool:
+        """False when the address was on the list already (only the reason may change)."""
+        added = await self.suppressions.unsubscribe(
+            target.account, target.api_user, target.address, reason, Origin.RECIPIENT, now_ms
+        )
+        if added:
+            await self.events.unsubscribed(target.email_id, iso(now_ms) or "", reason.value)
+        return added
+
+    async def by_mail(self, secret: bytes, rcpt_to: str, now_ms: int) -> str | None:
+        """The email id when rcpt_to holds a genuine mailto token (RFC 2369), which counts
+        as a one-click; None for any other address. An expired email unsubscribes no one:
+        unlike the link's, this token is too short to carry the address."""
+        email_id = email_id_from(secret, rcpt_to, UNSUBSCRIBE_MAIL)
+        if email_id is None:
+            return None
+        account, api_user, address = await self.redis.hmget(
+            keys.email(email_id), ["account", "api_user", "recipient"]
+        )
+        if account and api_user and address:
+            target = UnsubscribeTarget(email_id, account, api_user, address)
+            await self.unsubscribe(target, UnsubscribeReason.NOT_GIVEN, now_ms)
+        return email_id

@@ -24,9 +24,9 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from queue_engine.records import iso
-from queue_engine.suppression import UNSUBSCRIBE_WORDING, Origin, Suppressions, UnsubscribeReason
+from queue_engine.suppression import UNSUBSCRIBE_WORDING, UnsubscribeReason
 from queue_engine.tracking import (
-    TrackingEvents,
+    Unsubscriber,
     UnsubscribeTarget,
     read_click,
     read_open,
@@ -55,8 +55,8 @@ class TrackingRoutes:
     def __init__(self, redis: Redis, config: ApiConfig) -> None:
         self.secret = config.engine.secret
         self.trusted_proxies = config.trusted_proxies
-        self.events = TrackingEvents(redis)
-        self.suppressions = Suppressions(redis)
+        self.unsubscriber = Unsubscriber(redis)
+        self.events = self.unsubscriber.events
         self.templates = Jinja2Templates(directory=_TEMPLATES)
 
     def routes(self) -> list[Route]:
@@ -116,12 +116,7 @@ class TrackingRoutes:
         if target is None:
             return self._page(request, "invalid", None, 404)
         reason = await _reason(request)
-        now_ms = int(time.time() * 1000)
-        added = await self.suppressions.unsubscribe(
-            target.account, target.api_user, target.address, reason, Origin.RECIPIENT, now_ms
-        )
-        if added:
-            await self.events.unsubscribed(target.email_id, iso(now_ms) or "", reason.value)
+        await self.unsubscriber.unsubscribe(target, reason, int(time.time() * 1000))
         return self._page(request, "done", target)
 
 

@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiosmtplib
+
+from queue_engine import keys
+from queue_engine.inbound import serve_inbound
+
 HTML = (
     "<html><body><table><tr><td>"
     '<a href="https://shop.example.com/sale?a=1&amp;b=2">Sale</a> '
@@ -151,3 +156,42 @@ async def test_marketing_mail_unsubscribes_in_one_click_and_later_sends_fail(
     later = await send(client, marketing, "eve@gmail.example", text="More news")
     item = await email(client, marketing, later)
     assert (item["status"], item["reason"]) == ("invalid", "unsubscribed")
+
+
+async def test_mail_to_the_mailto_address_unsubscribes(
+    client, make_sender, redis, mp, start_engine, wait_for
+):
+    domain = "bounces.mailpulse.test"
+    await start_engine(mp, return_path_domain=domain)  # its feedback consumer reads the mail
+    inbound = await serve_inbound(redis, "127.0.0.1", 0, domain, "inbound.test")
+    try:
+        marketing = await make_sender(api_user="acme-mk", email_type="marketing")
+        email_id = await send(client, marketing, "gil@gmail.example", text="News")
+        msg = await received(mp, wait_for, "gil@gmail.example")
+        mailto = re.findall(r"<mailto:([^?>]+)\?", msg["List-Unsubscribe"])[0]
+        port = inbound.sockets[0].getsockname()[1]
+        note = b"From: gil@gmail.example\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n"
+        forged = mailto.replace(email_id, email_id[:-1] + ("0" if email_id[-1] != "0" else "1"))
+        for rcpt in (forged, mailto, mailto):  # a forgery, then the real one twice
+            await aiosmtplib.send(
+                note, sender="gil@gmail.example", recipients=[rcpt], hostname="127.0.0.1", port=port
+            )
+
+        async def on_the_list() -> list[dict[str, Any]]:
+            r = await client.get("/v1/suppressions/unsubscribes", headers=marketing.bearer)
+            items: list[dict[str, Any]] = r.json()["items"]
+            return items
+
+        [entry] = await wait_for(on_the_list)
+        assert (entry["address"], entry["reason"]) == ("gil@gmail.example", "not_given")
+        item = await email(client, marketing, email_id)
+        assert item["unsubscribe"]["reason"] == "not_given"
+
+        async def all_read() -> bool:  # the forgery and the repeat were read and changed nothing
+            pending = await redis.xpending(keys.INBOUND_STREAM, "feedback")
+            return await redis.xlen(keys.INBOUND_STREAM) == 3 and pending["pending"] == 0
+
+        await wait_for(all_read)
+        assert len(await on_the_list()) == 1
+    finally:
+        inbound.close()
