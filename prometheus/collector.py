@@ -54,10 +54,10 @@ def _queues(readings: Readings, shown: frozenset[str]) -> Iterator[Metric]:
     for q in readings.queues:
         key = (q.api_user, label(q.domain))
         pending[key] += q.pending
-        if q.pause is not None:
-            reason_key = (*key, q.pause.reason.value)
+        if q.pause_reason:
+            reason_key = (*key, q.pause_reason)
             paused[reason_key] += 1
-            age[reason_key] = max(age[reason_key], (readings.now_ms - q.pause.since_ms) / 1000)
+            age[reason_key] = max(age[reason_key], (readings.now_ms - q.pause_since_ms) / 1000)
     counters = {spec: spec.family() for spec in _QUEUE_COUNTERS.values()}
     for (api_user, domain, counter), n in sorted(readings.totals.queues.items()):
         if domain in shown:

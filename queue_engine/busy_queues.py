@@ -18,7 +18,6 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from queue_engine import keys
-from queue_engine.queues import Pause
 
 CHUNK = 1000
 _SCRIPT = (Path(__file__).parent / "busy_queues.lua").read_text()
@@ -29,8 +28,9 @@ class QueueLoad:
     api_user: str
     domain: str
     pending: int
-    pause: Pause | None
-    """Only a pause in force."""
+    pause_reason: str
+    """The reason of the pause in force, "" when the queue is not paused."""
+    pause_since_ms: int
 
 
 async def busy_queues(redis: Redis, now_ms: int) -> list[QueueLoad]:
@@ -39,21 +39,17 @@ async def busy_queues(redis: Redis, now_ms: int) -> list[QueueLoad]:
     script = redis.register_script(_SCRIPT)
     async with redis.pipeline(transaction=False) as pipe:
         for group in groups:
-            await script(keys=[k for tag in group for k in _queue_keys(tag)], client=pipe)
+            group_keys = [key for tag in group for key in keys.queue_keys(tag)]
+            await script(keys=group_keys, args=[now_ms], client=pipe)
         replies = await pipe.execute() if groups else []
     loads = []
     for group, reply in zip(groups, replies, strict=True):
-        for i, tag in enumerate(group):
-            pending, reason, since, until = reply[4 * i : 4 * i + 4]
-            pause = Pause.from_hash({"reason": reason, "since_ms": since, "until_ms": until})
-            if pause is not None and pause.until_ms <= now_ms:
-                pause = None
-            loads.append(QueueLoad(*keys.split_queue_tag(tag), int(pending), pause))
+        for tag, pending, reason, since in zip(
+            group, reply[0::3], reply[1::3], reply[2::3], strict=True
+        ):
+            api_user, domain = keys.split_queue_tag(tag)
+            loads.append(QueueLoad(api_user, domain, pending, reason, int(since or 0)))
     return loads
-
-
-def _queue_keys(tag: str) -> tuple[str, str, str]:
-    return keys.queue_ready(tag), keys.queue_lease(tag), keys.queue_pause(tag)
 
 
 def _chunks(tags: list[str]) -> list[list[str]]:

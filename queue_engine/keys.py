@@ -140,6 +140,11 @@ def queue_pause(tag: str) -> str:
     return f"q:{{{tag}}}:pause"
 
 
+def queue_keys(tag: str) -> tuple[str, str, str]:
+    """Ready, lease and pause keys of a queue, for reads of many queues at once."""
+    return f"q:{{{tag}}}:ready", f"q:{{{tag}}}:lease", f"q:{{{tag}}}:pause"
+
+
 def api_user_queues(api_user_name: str) -> str:
     """SET of the recipient domains an API_USER has queues for."""
     return f"au:{api_user_name}:queues"
