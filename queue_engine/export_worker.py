@@ -189,9 +189,7 @@ class ExportWorker:
             path.unlink(missing_ok=True)
 
 
-def _write_chunk(
-    writer: CsvGzipWriter, rows_of: Callable[[Any], list[list[str]]], chunk: Any
-) -> int:
+def _write_chunk(writer: CsvGzipWriter, rows_of: Callable[[Any], list[str]], chunk: Any) -> int:
     rows = rows_of(chunk)
     writer.write(rows)
     return len(rows)

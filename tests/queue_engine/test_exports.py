@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from queue_engine import keys
 from queue_engine.accounts import EmailType, Principal
-from queue_engine.csv_rows import EMAIL_COLUMNS, safe
+from queue_engine.csv_rows import EMAIL_COLUMNS, CsvGzipWriter, csv_line, email_line, safe
 from queue_engine.export_worker import ExportWorker
 from queue_engine.exports import (
     MAX_ACTIVE_PER_ACCOUNT,
@@ -32,6 +34,7 @@ from queue_engine.exports import (
     ExportType,
     task_counts,
 )
+from queue_engine.records import iso
 from queue_engine.submission import SendRequest, Submitter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -432,14 +435,60 @@ async def test_engine_process_runs_the_export_worker(
 
 
 def test_csv_is_utf8_with_a_header_row(tmp_path) -> None:
-    from queue_engine.csv_rows import CsvGzipWriter
-
     path = tmp_path / "x.csv.gz"
     with CsvGzipWriter(path, ("a", "b")) as out:
-        out.write([["日本語", "line\nbreak, comma"]])
+        out.write([csv_line(["日本語", "line\nbreak, comma"])])
         out.write([])
     text = gzip.decompress(path.read_bytes()).decode("utf-8")
     assert list(csv.reader(io.StringIO(text, newline=""))) == [
         ["a", "b"],
         ["日本語", "line\nbreak, comma"],
     ]
+
+
+@given(st.lists(st.text(), min_size=2, max_size=6))
+def test_the_csv_module_reads_every_line_back_cell_for_cell(cells: list[str]) -> None:
+    line = csv_line(cells)
+    assert list(csv.reader(io.StringIO(line, newline=""))) == [cells]
+    assert line == _csv_module_line(cells)  # byte for byte what the csv module writes
+
+
+def _csv_module_line(cells: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(cells)
+    return out.getvalue()
+
+
+FREE_TEXT = {2: "recipient", 4: "tag", 8: "request_ip", 10: "sending_ip", 11: "mp_reply"}
+"""EMAIL_FIELDS positions whose text comes from outside; the others are names, enums and
+numbers mailpulse itself wrote."""
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.text()), min_size=len(FREE_TEXT), max_size=len(FREE_TEXT)),
+    st.one_of(st.none(), st.text()),
+    st.integers(0, 4_102_444_800_000),
+    st.one_of(st.none(), st.integers(0, 4_102_444_800_000)),
+)
+def test_an_email_line_reads_back_as_its_cells(
+    texts: list[str | None], log: str | None, request_ms: int, send_ms: int | None
+) -> None:
+    values: list[str | None] = ["acme", "acme-tx", None, "marketing", None, "invalid", "spam"]
+    values += [str(request_ms), None, None if send_ms is None else str(send_ms), None, None]
+    values += [log, "1", "3"]
+    for i, value in zip(FREE_TEXT, texts, strict=True):
+        values[i] = value
+    [row] = csv.reader(io.StringIO(email_line("ab" * 14, values), newline=""))
+    cell = dict(zip(EMAIL_COLUMNS, row, strict=True))
+    for i, column in FREE_TEXT.items():
+        assert cell[column] == safe(values[i] or "")
+    assert cell["delivery_log"] == (log or "[]")
+    assert cell["request_time"] == iso(request_ms)
+    assert cell["send_time"] == ("" if send_ms is None else iso(send_ms))
+    assert (cell["email_id"], cell["api_user"], cell["type"]) == ("ab" * 14, "acme-tx", "marketing")
+    assert (cell["status"], cell["reason"], cell["billable"], cell["attempts"]) == (
+        "invalid",
+        "spam",
+        "true",
+        "3",
+    )
