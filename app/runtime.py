@@ -19,6 +19,7 @@ from queue_engine.engine import Engine
 from queue_engine.policy import DEFAULT_POLICY_FILE, Policy, load_policy
 from queue_engine.routing import Router, load_routes
 from web.api import ApiConfig
+from web.ratelimit import RateLimits
 
 T = TypeVar("T")
 
@@ -81,6 +82,11 @@ def api_config(settings: Settings) -> ApiConfig:
         trusted_proxies=settings.trusted_proxies,
         metrics_token=settings.metrics_token,
         metrics_allow=settings.metrics_allow,
+        rate_limits=RateLimits(
+            api_per_minute=settings.api_rate_limit,
+            auth_failures_per_minute=settings.auth_failure_limit,
+            login_failures_per_15_minutes=settings.login_failure_limit,
+        ),
     )
 
 

@@ -41,6 +41,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 (off) or a positive integer")
+    return value
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
@@ -122,6 +129,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "metrics_token": lambda raw: raw or None,
     "metrics_allow": _networks,
     "metrics_top_domains": _positive_int,
+    "api_rate_limit": _non_negative_int,
+    "auth_failure_limit": _non_negative_int,
+    "login_failure_limit": _non_negative_int,
     "log_level": _log_level,
 }
 
@@ -231,6 +241,22 @@ class Settings:
         "MAILPULSE_METRICS_TOP_DOMAINS",
         "50",
         "Recipient domains, the busiest, that get their own metric label; the rest are `other`.",
+    )
+    api_rate_limit: int = _spec(
+        "MAILPULSE_API_RATE_LIMIT",
+        "6000",
+        "API requests per minute per API_USER or account key (then 429). 0: no limit.",
+    )
+    auth_failure_limit: int = _spec(
+        "MAILPULSE_AUTH_FAILURE_LIMIT",
+        "60",
+        "Failed API authentications and console logins per minute per client IP before"
+        " that IP gets 429. 0: no limit.",
+    )
+    login_failure_limit: int = _spec(
+        "MAILPULSE_LOGIN_FAILURE_LIMIT",
+        "10",
+        "Failed console logins per 15 minutes per console user before 429. 0: no limit.",
     )
     log_level: str = _spec("MAILPULSE_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
 

@@ -223,3 +223,8 @@ def metric_volume(day: int) -> str:
 def suppression_log(scope: str) -> str:
     """Capped STREAM of changes people made to a scope's lists: who (origin), what, when."""
     return f"sup:{{{scope}}}:log"
+
+
+def rate_counter(scope: str, who: str, window: int) -> str:
+    """Events of one fixed window of a web rate limit (api, auth failures, logins)."""
+    return f"rl:{scope}:{who}:{window}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from queue_engine.submission import SendRequest, Submitter
 from web.auth import authenticate
 from web.email_filters import parse_email_query
 from web.errors import ApiError
+from web.ratelimit import RateLimits
 from web.requests import Networks, client_ip, read_json
 
 
@@ -32,6 +33,7 @@ class ApiConfig:
     """Networks GET /metrics answers; empty: any."""
     console_tick_seconds: float = 5.0
     """How often the console pushes a queue snapshot; tests and benchmarks go faster."""
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
 
 class Api:

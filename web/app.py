@@ -25,6 +25,7 @@ from web.console.routes import Console
 from web.errors import ApiError, api_error_handler, error_response, http_error_handler
 from web.metrics import MetricsRoute, report_websocket_clients
 from web.openapi import SPEC
+from web.ratelimit import RateLimiter
 from web.tracking import TrackingRoutes
 
 SECURITY_HEADERS = [
@@ -69,6 +70,7 @@ async def _storage_down(request: Request, exc: Exception) -> Response:
 def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     """The app over one Redis client (it connects lazily, inside the server's loop)."""
     api = Api(redis, config)
+    limiter = RateLimiter(redis, config.rate_limits)
     queues = QueuesApi(redis)
     console = Console(redis, config.engine.secret, config.console_tick_seconds)
 
@@ -108,7 +110,7 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         *MetricsRoute(redis, config).routes(),
         *console.routes(),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={
@@ -119,3 +121,7 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         },
         lifespan=lifespan,
     )
+    # What web.auth and the console's login read for rate limits and client IPs.
+    app.state.limiter = limiter
+    app.state.trusted_proxies = config.trusted_proxies
+    return app

@@ -23,13 +23,20 @@ _CODES = {
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, message: str, *, field: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.code = code or _CODES.get(status, "error")
+        self.retry_after = retry_after
 
 
 def error_response(
@@ -45,7 +52,9 @@ def error_response(
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    headers = {"WWW-Authenticate": 'Basic realm="mailpulse"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Basic realm="mailpulse"'} if exc.status == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return error_response(exc.status, exc.code, exc.message, exc.field, headers)
 
 

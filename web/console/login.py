@@ -8,6 +8,8 @@ from starlette.routing import Route
 
 from queue_engine.accounts import authenticate_console_user
 from web.console.base import ConsoleContext
+from web.ratelimit import RateLimiter
+from web.requests import client_ip
 from web.session import Session
 
 MAX_FIELD = 256
@@ -46,7 +48,14 @@ class LoginPages:
         email, password = form.get("email"), form.get("password")
         target = _safe_next(form.get("next"))
         account = None
-        # Issue 10 adds login rate limiting here, before the password is checked.
+        limiter: RateLimiter = request.app.state.limiter
+        ip = client_ip(request, request.app.state.trusted_proxies)
+        who = email.strip().lower()[:MAX_FIELD] if isinstance(email, str) else ""
+        wait = await limiter.blocked(limiter.auth_failures, ip) or await limiter.blocked(
+            limiter.login_failures, who
+        )
+        if wait is not None:
+            return self._too_many(request, session, target, email, wait)
         if (
             isinstance(email, str)
             and isinstance(password, str)
@@ -55,6 +64,8 @@ class LoginPages:
         ):
             account = await authenticate_console_user(self.ctx.redis, email.strip(), password)
         if account is None:
+            await limiter.count(limiter.auth_failures, ip)
+            await limiter.count(limiter.login_failures, who)
             # One answer whether the email is unknown or the password wrong: no oracle.
             return self.ctx.render(
                 request,
@@ -65,6 +76,24 @@ class LoginPages:
         assert isinstance(email, str)
         response = RedirectResponse(target, status_code=303)
         self.ctx.sessions.write(response, request, session.logged_in(account, email.strip()))
+        return response
+
+    def _too_many(
+        self, request: Request, session: Session, target: str, email: object, wait: int
+    ) -> Response:
+        minutes = max(1, round(wait / 60))
+        response = self.ctx.render(
+            request,
+            session,
+            "login.html",
+            {
+                "next": target,
+                "error": f"Too many failed attempts. Try again in {minutes} min.",
+                "email": email,
+            },
+            status=429,
+        )
+        response.headers["Retry-After"] = str(wait)
         return response
 
     async def logout(self, request: Request) -> Response:
