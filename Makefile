@@ -50,6 +50,7 @@ bench:
 	@$(BIN)/python -m bench.spine
 	@$(BIN)/python -m bench.delivery
 	@$(BIN)/python -m bench.windows
+	@$(BIN)/python -m bench.metrics
 	@$(BIN)/python -m bench.memory
 	@$(BIN)/python -m bench.suppression
 	@$(BIN)/python -m bench.ws_fanout
