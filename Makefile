@@ -54,6 +54,7 @@ bench:
 	@$(BIN)/python -m bench.memory
 	@$(BIN)/python -m bench.suppression
 	@$(BIN)/python -m bench.ws_fanout
+	@$(BIN)/python -m bench.tracking
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache
