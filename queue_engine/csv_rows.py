@@ -17,11 +17,13 @@ replies, IPs, URLs, user agents) goes through `safe`.
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from queue_engine.records import iso
+from queue_engine.records import CLICKS, OPENS, iso
+from queue_engine.suppression import Entry
 
 COMPRESS_LEVEL = 1
 """zlib's fastest level: a third of level 6's CPU for files about 15% larger."""
@@ -133,6 +135,75 @@ def email_line(email_id: str, v: Sequence[str | None]) -> str:
                 '"' + (v[12] or "[]").replace('"', '""') + '"',
                 "true" if v[13] == "1" else "false",
                 v[14] or "0",
+            )
+        )
+        + "\r\n"
+    )
+
+
+EVENT_FIELDS = (*EMAIL_FIELDS[:7], OPENS, CLICKS)
+"""The record fields an opens-and-clicks export reads: the filter's, then the events."""
+
+EVENT_COLUMNS = (
+    "email_id",
+    "api_user",
+    "recipient",
+    "tag",
+    "event",
+    "time",
+    "url",
+    "ip",
+    "user_agent",
+)
+
+
+def event_lines(email_id: str, v: Sequence[str | None]) -> list[str]:
+    """One row per open and click an email's record keeps (SPEC O1), in time order."""
+    events = [
+        (event.get("time", ""), kind, event)
+        for kind, kept in (("open", v[7]), ("click", v[8]))
+        if kept
+        for event in map(json.loads, kept.split("\n"))
+    ]
+    events.sort(key=lambda e: (e[0], e[1]))
+    head = f"{email_id},{v[1] or ''},{text(v[2])},{text(v[4])},"
+    return [
+        head + ",".join([kind, *(text(event.get(name)) for name in _EVENT_DETAILS)]) + "\r\n"
+        for _, kind, event in events
+    ]
+
+
+_EVENT_DETAILS = ("time", "url", "ip", "user_agent")
+
+
+SUPPRESSION_COLUMNS = (
+    "address",
+    "domain",
+    "list",
+    "api_user",
+    "reason",
+    "origin",
+    "created_at",
+    "expires_at",
+    "count",
+)
+"""Named as the fields of a `/v1/suppressions/<list>` entry."""
+
+
+def entry_line(entry: Entry) -> str:
+    api = entry.to_api()
+    return (
+        ",".join(
+            (
+                text(api.get("address")),
+                text(api.get("domain")),
+                api["list"],
+                text(api["api_user"]),
+                text(api["reason"]),
+                api["origin"],
+                api["created_at"] or "",
+                api["expires_at"] or "",
+                str(api["count"]),
             )
         )
         + "\r\n"

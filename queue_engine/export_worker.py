@@ -135,10 +135,7 @@ class ExportWorker:
 
     async def _write(self, task: ExportTask, token: str, path: Path) -> int:
         source = source_for(self.redis, task, self.chunk_size)
-        estimate = await source.plan()
-        await self._beat(
-            task, token, rows=0, **({} if estimate is None else {"estimate": estimate})
-        )
+        await self._beat(task, token, 0, await source.plan())
         writer = await self._in_writer(CsvGzipWriter, path, source.columns)
         chunks = source.chunks()
         following: asyncio.Future[Any] = asyncio.ensure_future(anext(chunks, None))
@@ -149,7 +146,7 @@ class ExportWorker:
                 following = asyncio.ensure_future(anext(chunks, None))
                 rows += await self._in_writer(_write_chunk, writer, source.rows, chunk)
                 if time.monotonic() - last_beat >= self.beat_seconds:
-                    await self._beat(task, token, rows=rows)
+                    await self._beat(task, token, rows, source.estimate(rows))
                     last_beat = time.monotonic()
             await self._in_writer(writer.close)
         finally:
@@ -160,9 +157,9 @@ class ExportWorker:
             self._writer.submit(writer.close)  # after a write still running, if cancelled
         return rows
 
-    async def _beat(self, task: ExportTask, token: str, **fields: int) -> None:
-        lease_until = self.now_ms() + self.lease_ms
-        if not await self.store.beat(task.task_id, token, lease_until, **fields):
+    async def _beat(self, task: ExportTask, token: str, rows: int, estimate: int | None) -> None:
+        fields = {"rows": rows} if estimate is None else {"rows": rows, "estimate": estimate}
+        if not await self.store.beat(task.task_id, token, self.now_ms() + self.lease_ms, **fields):
             raise LeaseLost
 
     async def _in_writer(self, job: Callable[..., T], *args: Any) -> T:

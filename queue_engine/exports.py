@@ -306,6 +306,7 @@ class ExportStore:
             ExportStatus.SUCCESS,
             now_ms,
             rows=rows,
+            estimate=rows,
             file=file_name,
             size=size,
         )

@@ -26,12 +26,17 @@ from queue_engine.exports import (
     ExportType,
 )
 from web.api import ApiConfig
+from web.api_suppressions import parse_list_filter
 from web.auth import authenticate
 from web.email_filters import FILTERS, parse_email_filter
 from web.errors import ApiError
 from web.requests import read_json
 
 MAX_BODY_BYTES = 16 * 1024
+EMAIL_TYPES = (ExportType.EMAIL_STATUS, ExportType.OPENS_CLICKS)
+"""Types whose rows are chosen by the filters of /v1/emails; the others are suppression
+lists, filtered as /v1/suppressions/<list> is."""
+LIST_FILTERS = ("address", "domain", "api_user", "start", "end")
 
 
 def task_json(task: ExportTask, request: Request) -> dict[str, Any]:
@@ -74,7 +79,19 @@ class ExportsApi:
                 raise ApiError(400, "is not a field of an export request", field=name)
         export_type = _export_type(body.get("type", ExportType.EMAIL_STATUS.value))
         now_ms = int(time.time() * 1000)
-        task_filter = self._email_filter(body.get("filter"), principal, now_ms)
+        params = _filter_params(body.get("filter"), export_type)
+        if export_type in EMAIL_TYPES:
+            task_filter = self._email_filter(params, principal, now_ms)
+        else:
+            flt = await parse_list_filter(self.redis, principal, params, field_prefix="filter.")
+            task_filter = {
+                "address": flt.address,
+                "domain": flt.domain,
+                "api_user": flt.api_user,
+                "start_ms": flt.created_from_ms,
+                "end_ms": flt.created_before_ms,
+            }
+            task_filter = {k: v for k, v in task_filter.items() if v}
         try:
             task = await self.store.create(principal, export_type, task_filter, now_ms)
         except ExportLimitError as exc:
@@ -84,18 +101,10 @@ class ExportsApi:
             task_json(task, request), status_code=202, headers={"Location": location}
         )
 
-    def _email_filter(self, raw: object, principal: Principal, now_ms: int) -> dict[str, Any]:
+    def _email_filter(
+        self, params: dict[str, str], principal: Principal, now_ms: int
+    ) -> dict[str, Any]:
         """The S4 filters of /v1/emails, over any period within the data's retention."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ApiError(400, "must be an object of /v1/emails filters", field="filter")
-        for name, value in raw.items():
-            if name not in FILTERS:
-                raise ApiError(400, "unknown filter", field=f"filter.{name}")
-            if not isinstance(value, str | None):
-                raise ApiError(400, "must be a string", field=f"filter.{name}")
-        params = {name: value for name, value in raw.items() if value is not None}
         retention_ms = self.config.engine.retention_days * 86_400_000
         f = parse_email_filter(
             params,
@@ -166,11 +175,31 @@ class ExportsApi:
         )
 
 
+def _filter_params(raw: object, export_type: ExportType) -> dict[str, str]:
+    """The filter object's values, each a string as in the query of the matching listing."""
+    names = FILTERS if export_type in EMAIL_TYPES else LIST_FILTERS
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ApiError(400, f"must be an object of filters: {', '.join(names)}", field="filter")
+    for name, value in raw.items():
+        if name not in names:
+            raise ApiError(400, "unknown filter", field=f"filter.{name}")
+        if not isinstance(value, str | None):
+            raise ApiError(400, "must be a string", field=f"filter.{name}")
+    return {name: value for name, value in raw.items() if value is not None}
+
+
 def _export_type(raw: object) -> ExportType:
     names = ", ".join(t.value for t in ExportType)
     if not isinstance(raw, str) or raw not in set(ExportType):
         raise ApiError(400, f"must be one of {names}", field="type")
     export_type = ExportType(raw)
     if export_type not in SUPPORTED:
-        raise ApiError(400, f"exports of type {raw} are not available yet", field="type")
+        raise ApiError(
+            400,
+            "the bounce list is shared by all accounts and is not exported: look up one"
+            " address at a time (GET /v1/suppressions/bounces?address=)",
+            field="type",
+        )
     return export_type

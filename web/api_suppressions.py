@@ -10,6 +10,7 @@ stops the good ones.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -97,37 +98,17 @@ class SuppressionsApi:
         unknown = sorted(set(params) - allowed)
         if unknown:
             raise ApiError(400, "is not a filter of this list", field=unknown[0])
-        address = _target(params.get("address"), "address")
-        domain = _target(params.get("domain"), "domain")
-        if kind is SuppressionList.BOUNCES and not address:
+        if kind is SuppressionList.BOUNCES and not params.get("address"):
             raise ApiError(
                 400,
                 "the bounce list is shared by all accounts: look up one address at a time",
                 field="address",
             )
-        api_user = params.get("api_user") or ""
-        if principal.api_user:
-            if api_user and api_user != principal.api_user:
-                raise ApiError(404, "no such API_USER in this account", field="api_user")
-            api_user = principal.api_user
-        elif api_user and api_user not in await api_users_of(self.redis, principal.account):
-            raise ApiError(404, "no such API_USER in this account", field="api_user")
-        start = parse_time("start", params["start"]) if params.get("start") else None
-        end = parse_time("end", params["end"]) if params.get("end") else None
-        if start is not None and end is not None and end <= start:
-            raise ApiError(400, "must be after start", field="end")
+        flt = await parse_list_filter(self.redis, principal, params)
         limit = int_param(params.get("limit", "100"), "limit", 1, 1000)
         cursor = params.get("cursor") or None
         if cursor is not None and not _valid_cursor(cursor):
             raise ApiError(400, "is not a cursor this API gave", field="cursor")
-        flt = ListFilter(
-            address=address[1:] if address.startswith("@") else address,
-            domain=domain.lstrip("@"),
-            api_user=api_user,
-            include_unscoped=True,
-            created_from_ms=start,
-            created_before_ms=end,
-        )
         account = None if kind is SuppressionList.BOUNCES else principal.account
         page = await self.store.page(account, kind, flt, cursor, limit)
         return JSONResponse(
@@ -257,6 +238,35 @@ class SuppressionsApi:
                 "entries": [e.to_api() for e in entries],
             }
         )
+
+
+async def parse_list_filter(
+    redis: Redis, principal: Principal, params: Mapping[str, str], field_prefix: str = ""
+) -> ListFilter:
+    """The filters of a list (address, domain, api_user, start, end), for this API and
+    for exports; the ApiError names the field at fault, after `field_prefix`."""
+    address = _target(params.get("address"), field_prefix + "address")
+    domain = _target(params.get("domain"), field_prefix + "domain")
+    api_user = params.get("api_user") or ""
+    if principal.api_user:
+        if api_user and api_user != principal.api_user:
+            raise ApiError(404, "no such API_USER in this account", field=field_prefix + "api_user")
+        api_user = principal.api_user
+    elif api_user and api_user not in await api_users_of(redis, principal.account):
+        raise ApiError(404, "no such API_USER in this account", field=field_prefix + "api_user")
+    start_field, end_field = field_prefix + "start", field_prefix + "end"
+    start = parse_time(start_field, params["start"]) if params.get("start") else None
+    end = parse_time(end_field, params["end"]) if params.get("end") else None
+    if start is not None and end is not None and end <= start:
+        raise ApiError(400, "must be after start", field=end_field)
+    return ListFilter(
+        address=address[1:] if address.startswith("@") else address,
+        domain=domain.lstrip("@"),
+        api_user=api_user,
+        include_unscoped=True,
+        created_from_ms=start,
+        created_before_ms=end,
+    )
 
 
 def _target(raw: str | None, field: str) -> str:

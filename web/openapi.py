@@ -571,7 +571,17 @@ def _export_paths() -> dict[str, Any]:
     task_id = [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     task = {"$ref": "#/components/schemas/Export"}
     one = {"description": "the task", "content": {"application/json": {"schema": task}}}
-    filter_names = ("address", "type", "tag", "api_user", "status", "reason", "start", "end")
+    filter_names = (
+        "address",
+        "domain",
+        "type",
+        "tag",
+        "api_user",
+        "status",
+        "reason",
+        "start",
+        "end",
+    )
     return {
         "/v1/exports": {
             "post": {
@@ -587,14 +597,19 @@ def _export_paths() -> dict[str, Any]:
                                         "type": "string",
                                         "enum": _EXPORT_TYPES,
                                         "default": "email_status",
-                                        "description": "types this server cannot write yet "
-                                        "are refused (400, field type)",
+                                        "description": "email_status: a row per email and "
+                                        "recipient; opens_clicks: a row per open or click; "
+                                        "a suppression list: a row per entry. bounces, shared "
+                                        "by all accounts, is refused (400, field type)",
                                     },
                                     "filter": {
                                         "type": "object",
-                                        "description": "the filters of GET /v1/emails, any "
-                                        "period within the data's retention (default: all of "
-                                        "it; an earlier start is moved to it)",
+                                        "description": "email_status, opens_clicks: the "
+                                        "filters of GET /v1/emails, any period within the "
+                                        "data's retention (default: all of it; an earlier "
+                                        "start is moved to it); a suppression list: those of "
+                                        "GET /v1/suppressions/{list} (address, domain, "
+                                        "api_user, start, end of the created time)",
                                         "properties": {n: {"type": "string"} for n in filter_names},
                                     },
                                 },

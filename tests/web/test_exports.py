@@ -23,6 +23,7 @@ from queue_engine import keys
 from queue_engine.config import EngineConfig
 from queue_engine.export_worker import ExportWorker
 from queue_engine.exports import MAX_ACTIVE_PER_ACCOUNT
+from queue_engine.tracking import TrackingEvents
 from web.api import ApiConfig
 from web.app import create_web_app
 
@@ -73,7 +74,7 @@ async def download(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/gzip"
     assert (
-        f'filename="mailpulse-email_status-{task["id"]}.csv.gz"'
+        f'filename="mailpulse-{task["type"]}-{task["id"]}.csv.gz"'
         in response.headers["content-disposition"]
     )
     assert int(response.headers["content-length"]) == task["file_size"] == len(response.content)
@@ -378,19 +379,98 @@ async def test_bad_export_requests_name_the_field(
     assert error["field"] == field and words in error["message"], error
 
 
-async def test_types_this_version_cannot_write_are_refused_naming_type(
+async def test_the_shared_bounce_list_is_not_exported(
     client: httpx.AsyncClient, sender: Any
 ) -> None:
-    from queue_engine.export_sources import SUPPORTED
-    from queue_engine.exports import ExportType
+    response = await client.post("/v1/exports", json={"type": "bounces"}, headers=sender.bearer)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "type"
+    assert "shared by all accounts" in response.json()["error"]["message"]
 
-    for export_type in set(ExportType) - SUPPORTED:
-        response = await client.post(
-            "/v1/exports", json={"type": export_type.value}, headers=sender.basic
-        )
-        assert response.status_code == 400, response.text
-        assert response.json()["error"]["field"] == "type"
-        assert "not available yet" in response.json()["error"]["message"]
+
+async def test_opens_and_clicks_export_one_row_per_event(
+    client: httpx.AsyncClient, redis: Redis, sender: Any, worker: ExportWorker
+) -> None:
+    quiet, busy = await send(
+        client, sender.basic, ["quiet@gmail.example", "busy@gmail.example"], tag="=t"
+    )
+    events = TrackingEvents(redis)
+    await events.clicked(
+        busy,
+        "https://shop.example/a?b=1,2",
+        "2026-01-01T00:00:02.000Z",
+        "198.51.100.1",
+        "=cmd|' /C calc'!A0",
+    )
+    await events.opened(busy, "2026-01-01T00:00:01.000Z", "198.51.100.1", 'Mozilla/5.0 "quoted"')
+    await events.opened(busy, "2026-01-01T00:00:03.000Z", "2001:db8::1", "")
+
+    task = await export(client, sender.basic, worker, type="opens_clicks")
+    assert task["status"] == "success" and task["rows"] == 3
+    assert task["progress"]["estimated_rows"] >= 3
+    rows = await download(client, sender.basic, task)
+    assert [(r["email_id"], r["event"], r["time"]) for r in rows] == [
+        (busy, "open", "2026-01-01T00:00:01.000Z"),
+        (busy, "click", "2026-01-01T00:00:02.000Z"),
+        (busy, "open", "2026-01-01T00:00:03.000Z"),
+    ]
+    assert rows[1]["url"] == "https://shop.example/a?b=1,2"
+    assert rows[1]["user_agent"] == "'=cmd|' /C calc'!A0"
+    assert rows[0]["user_agent"] == 'Mozilla/5.0 "quoted"'
+    assert {r["recipient"] for r in rows} == {"busy@gmail.example"}
+    assert {r["tag"] for r in rows} == {"'=t"}
+    # The same events as the email's own record shows.
+    item = (await client.get(f"/v1/emails/{busy}", headers=sender.basic)).json()
+    shown = [("open", e["time"], e["ip"]) for e in item["opens"]]
+    shown += [("click", e["time"], e["ip"]) for e in item["clicks"]]
+    assert [(r["event"], r["time"], r["ip"]) for r in rows] == sorted(shown, key=lambda e: e[1])
+    assert quiet not in {r["email_id"] for r in rows}
+
+
+async def test_a_suppression_list_exports_as_its_listing_shows_it(
+    client: httpx.AsyncClient, make_sender: Any, worker: ExportWorker
+) -> None:
+    tx = await make_sender(api_user="acme-tx")
+    mk = await make_sender(api_user="acme-mk", email_type="marketing")
+    items = [
+        {"address": "a@gmail.example", "reason": "=HYPERLINK(1)"},
+        {"address": "b@gmail.example", "api_user": "acme-mk"},
+        {"domain": "spam.example", "reason": "whole domain, no thanks"},
+    ]
+    response = await client.post(
+        "/v1/suppressions/blocks", json={"items": items}, headers=tx.bearer
+    )
+    assert response.status_code == 200, response.text
+
+    task = await export(client, tx.bearer, worker, type="blocks")
+    assert task["status"] == "success" and task["rows"] == 3
+    rows = await download(client, tx.bearer, task)
+    listed = (await client.get("/v1/suppressions/blocks", headers=tx.bearer)).json()["items"]
+    expected = [
+        {
+            "address": neutral(e.get("address")),
+            "domain": e.get("domain") or "",
+            "list": "blocks",
+            "api_user": e["api_user"] or "",
+            "reason": neutral(e["reason"]),
+            "origin": e["origin"],
+            "created_at": e["created_at"],
+            "expires_at": e["expires_at"] or "",
+            "count": str(e["count"]),
+        }
+        for e in listed
+    ]
+    assert rows == expected
+    assert any(r["reason"] == "'=HYPERLINK(1)" for r in rows)
+
+    # An API_USER sees its own entries and the account's unscoped ones, as it lists them.
+    mine = await export(client, mk.basic, worker, type="blocks", filter={"domain": "spam.example"})
+    assert [r["domain"] for r in await download(client, mk.basic, mine)] == ["spam.example"]
+    assert mine["filter"] == {"domain": "spam.example", "api_user": "acme-mk"}
+    response = await client.post(
+        "/v1/exports", json={"type": "blocks", "filter": {"tag": "x"}}, headers=mk.basic
+    )
+    assert response.status_code == 400 and response.json()["error"]["field"] == "filter.tag"
 
 
 async def test_an_account_may_have_only_so_many_exports_waiting(
