@@ -55,6 +55,7 @@ bench:
 	@$(BIN)/python -m bench.suppression
 	@$(BIN)/python -m bench.ws_fanout
 	@$(BIN)/python -m bench.tracking
+	@$(BIN)/python -m bench.export
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache
