@@ -90,6 +90,11 @@ class ExportWorker:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                except Exception:
+                    # A bug must not end exports for the life of the engine; a task it
+                    # hit goes back to the queue when its lease runs out.
+                    log.exception("exports: worker error; carrying on")
+                    task = None
                 if task is None:
                     await asyncio.sleep(self.poll_seconds)
         finally:
