@@ -64,6 +64,8 @@ TOTALS = (
     keys.METRIC_SPAM_REPORTS,
     keys.METRIC_SMTP_SECONDS,
 )
+OUTCOME_NAMES = ["delivered", "temporary"]
+"""Outcomes of each queue's two attempts."""
 OUTCOMES = (("delivered", ""), ("invalid", "address_not_exist"), ("soft_bounce", "spam_rejected"))
 
 
@@ -91,8 +93,8 @@ async def populate(redis: Redis, args: argparse.Namespace) -> list[str]:
                 ids = [f"{u:03}{d:05}{i:04}" for i in range(args.pending)]
                 await queues.enqueue(pipe, tag, ids, now_ms)
                 queued[tag] = len(ids)
-                attempts = [("delivered", 0.05 * (1 + d % 40)), ("temporary", 2.0)]
-                count_attempts(pipe, api_user, labels[domain], attempts, 1)
+                seconds = [0.05 * (1 + d % 40), 2.0]
+                count_attempts(pipe, api_user, labels[domain], OUTCOME_NAMES, seconds, 1)
                 count_outcomes(pipe, {(s, r, labels[domain]): 1 for s, r in OUTCOMES})
                 tags.append(tag)
             count_inbound(pipe, queued, labels, now_ms)

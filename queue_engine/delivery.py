@@ -501,9 +501,10 @@ class Deliverer:
                 outbound=report.delivered,
             )
             count_outcomes(pipe, outcomes)
-            outcomes_seen = [a.outcome.value for a in report.attempts]
-            timed = list(zip(outcomes_seen, report.attempt_seconds, strict=True))
-            count_attempts(pipe, api_user, label, timed, report.delivered)
+            attempted = [a.outcome.value for a in report.attempts]
+            count_attempts(
+                pipe, api_user, label, attempted, report.attempt_seconds, report.delivered
+            )
             self.queues.ack(pipe, tag, acks)
             await self.queues.requeue(pipe, tag, retries)
             await self.suppressions.add_bounces(

@@ -14,6 +14,8 @@ Redis, domain_labels.py); counting then only queues commands on the pipeline.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -71,19 +73,25 @@ def count_outcomes(pipe: Pipeline, outcomes: Mapping[tuple[str, str, str], int])
 
 
 def count_attempts(
-    pipe: Pipeline, api_user: str, label: str, attempts: Sequence[tuple[str, float]], outbound: int
+    pipe: Pipeline,
+    api_user: str,
+    label: str,
+    outcomes: Sequence[str],
+    seconds: Sequence[float],
+    outbound: int,
 ) -> None:
-    """One batch's SMTP attempts as (outcome, seconds), and the emails MPs accepted."""
-    for index, n in ((1, len(attempts)), (2, outbound)):
+    """One batch's SMTP attempts (outcome and duration of each), and the emails MPs accepted."""
+    for index, n in ((1, len(outcomes)), (2, outbound)):
         if n:
             pipe.hincrby(keys.METRIC_QUEUE_TOTALS, _queue_field(api_user, label, index), n)
-    buckets: Counter[str] = Counter()
-    micros: Counter[str] = Counter()
-    for outcome, seconds in attempts:
-        buckets[f"{outcome}|{bisect.bisect_left(DURATION_BUCKETS, seconds)}"] += 1
-        micros[f"{outcome}|sum_us"] += round(seconds * 1_000_000)
-    for name, n in (buckets + micros).items():
-        pipe.hincrby(keys.METRIC_SMTP_SECONDS, name, n)
+    # Counted by Counter, map and compress, in C: no Python loop per attempt.
+    bucket_of = functools.partial(bisect.bisect_left, DURATION_BUCKETS)
+    buckets = Counter(zip(outcomes, map(bucket_of, seconds), strict=True))
+    for (outcome, index), n in buckets.items():
+        pipe.hincrby(keys.METRIC_SMTP_SECONDS, f"{outcome}|{index}", n)
+    for outcome in set(outcomes):
+        total = sum(itertools.compress(seconds, map(outcome.__eq__, outcomes)))
+        pipe.hincrby(keys.METRIC_SMTP_SECONDS, f"{outcome}|sum_us", round(total * 1_000_000))
 
 
 def count_spam_report(pipe: Pipeline, label: str) -> None:

@@ -60,7 +60,7 @@ async def test_the_cap_holds_with_5000_domains(redis, scrape):
                 queued[tag] = 1
             count_inbound(pipe, queued, labels, now_ms)
             for label, n in per_label.items():
-                count_attempts(pipe, api_user, label, [("delivered", 0.2)] * n, n)
+                count_attempts(pipe, api_user, label, ["delivered"] * n, [0.2] * n, n)
                 count_outcomes(pipe, {("delivered", "", label): n})
             await pipe.execute()
     started = time.perf_counter()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
 
 import httpx
@@ -13,6 +16,7 @@ from prometheus import metrics
 from queue_engine.stats import report_clients
 from web.api import ApiConfig
 from web.app import create_web_app
+from web.metrics import report_websocket_clients
 from web.requests import Networks
 
 Q = {"api_user": "acme-tx"}
@@ -109,6 +113,24 @@ async def test_websocket_clients_add_up_over_live_processes(redis, scrape):
     await report_clients(redis, "web-dead", 40, now_ms - 120_000)
     assert (await scrape()).value("mailpulse_websocket_clients") == 7
     assert await redis.hkeys("metrics:ws_clients") == ["web-a", "web-b"]
+
+
+async def test_each_web_process_reports_its_hub_clients(redis, scrape, wait_for):
+    """web/app.py runs this in every web process with the console hub's count."""
+    connected = [4]
+    task = asyncio.create_task(report_websocket_clients(redis, lambda: connected[0]))
+    try:
+
+        async def reported() -> bool:
+            return (await scrape()).value("mailpulse_websocket_clients") == connected[0]
+
+        await wait_for(reported)
+        [process] = await redis.hkeys("metrics:ws_clients")
+        assert process.split(":")[1] == str(os.getpid())
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_a_queue_shows_its_pause_until_resumed(client, sender, redis, scrape):
