@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -188,6 +189,10 @@ async def _engine(settings: Settings, url: str) -> None:
 async def _inbound(settings: Settings, url: str) -> None:
     from queue_engine.inbound import serve_inbound
 
+    if not settings.return_path_domain:
+        logging.getLogger("mailpulse.inbound").warning(
+            "MAILPULSE_RETURN_PATH_DOMAIN is unset: the inbound SMTP server refuses every recipient"
+        )
     redis = runtime.connect(url)
     server = await serve_inbound(
         redis,

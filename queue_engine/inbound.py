@@ -2,8 +2,9 @@
 
 This server only stores: every accepted message goes, raw, into a Redis
 stream that the classifier consumes, so a slow parser never makes an MP wait
-and a crash of the parser loses nothing. It never relays: with a return-path
-domain configured, recipients elsewhere are refused.
+and a crash of the parser loses nothing. It never relays, and takes mail only
+for the return-path domain: without one configured it refuses every recipient,
+so it is no open drop box for whoever finds the port.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class InboundHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if self.domain and address.rpartition("@")[2].lower() != self.domain:
+        if not self.domain or address.rpartition("@")[2].lower() != self.domain:
             return "550 5.7.1 Relaying denied: this server only takes bounces and reports"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
