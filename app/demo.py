@@ -41,6 +41,7 @@ DEMO_DOMAINS: dict[str, int] = {
 }
 DEMO_PER_SECOND = 20
 TEMPFAIL_SHARE = 0.02
+REMAIL_BOUNCED_SHARE = 0.01
 _NAMES = ("alice", "bob", "chen", "dmitri", "eve", "fatima", "li.wei", "mateo", "noor", "zhang")
 DEMO_ACCOUNT = "demo"
 DEMO_EMAIL = "demo@mailpulse.example"
@@ -80,12 +81,19 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _recipients(counter: itertools.count[int], n: int, rng: random.Random) -> list[str]:
+def _recipients(
+    counter: itertools.count[int], n: int, rng: random.Random, bounced: list[str]
+) -> list[str]:
+    """`bounced` keeps recent addresses that bounce: mailing one again a little later shows
+    the bounce list at work (`invalid/blacklist`, never attempted)."""
     domains, weights = list(DEMO_DOMAINS), list(DEMO_DOMAINS.values())
     out = []
     for domain in rng.choices(domains, weights, k=n):
         i = next(counter)
         roll = rng.random()
+        if bounced and roll > 1 - REMAIL_BOUNCED_SHARE:
+            out.append(rng.choice(bounced))
+            continue
         # A few recipients bounce later (DSN) or report spam (ARF), so soft bounces
         # and complaints show up too.
         name = (
@@ -95,6 +103,9 @@ def _recipients(counter: itertools.count[int], n: int, rng: random.Random) -> li
             else rng.choice(_NAMES)
         )  # fmt: skip
         out.append(f"{name}.{i}@{domain}")
+        if name == "bounce":
+            bounced.append(out[-1])
+            del bounced[:-50]
     return out
 
 
@@ -104,6 +115,7 @@ async def send_demo_traffic(
     """Once a second, one send per demo API_USER, `per_second` recipients in all on average."""
     rng = random.Random()
     counter = itertools.count()
+    bounced: list[str] = []
     users = [
         (creds["api_user"], creds["api_key"], "order"),
         (creds["marketing_api_user"], creds["marketing_api_key"], "newsletter"),
@@ -117,7 +129,7 @@ async def send_demo_traffic(
                 n = rng.randint(max(1, round(share / 2)), max(1, round(share * 1.5)))
                 body = {
                     "from": f"Demo Shop <{tag}@shop.mailpulse.example>",
-                    "to": _recipients(counter, n, rng),
+                    "to": _recipients(counter, n, rng, bounced),
                     "subject": f"Your {tag} #{next(counter)}",
                     "html": "<p>Hello from the mailpulse demo.</p>",
                     "text": "Hello from the mailpulse demo.",
