@@ -412,3 +412,40 @@ async def test_plain_url_still_gives_the_plain_client(redis_url: str) -> None:
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+async def test_metrics_read_queues_on_every_master(
+    cluster: ClusterClient, cluster_url: str
+) -> None:
+    """A scrape's per-queue Lua calls are grouped by hash slot, so each runs on one node."""
+    from queue_engine.domain_labels import DomainLabels
+    from queue_engine.queues import QueueStore
+    from queue_engine.statuses import PauseReason
+
+    now_ms = int(time.time() * 1000)
+    assert set((await DomainLabels(cluster).claim(DOMAINS, 50)).values()) == set(DOMAINS)
+    queues = QueueStore(cluster)
+    tags = [keys.queue_tag(API_USER, domain) for domain in DOMAINS]
+    async with cluster.pipeline(transaction=False) as pipe:
+        for i, tag in enumerate(tags):
+            await queues.enqueue(pipe, tag, [f"m{i}-{n}" for n in range(i + 1)], now_ms)
+        await pipe.execute()
+    await queues.pause(tags[0], PauseReason.IP_QUOTA, now_ms, now_ms + 60_000)
+    web_redis = connect(cluster_url)
+    app = create_web_app(ApiConfig(engine=TEST_CONFIG), web_redis)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://mailpulse.test"
+        ) as client:
+            text = (await client.get("/metrics")).text
+    finally:
+        await web_redis.aclose()
+    assert "mailpulse_redis_up 1.0" in text
+    for i, domain in enumerate(DOMAINS):
+        line = f'mailpulse_queue_pending_emails{{api_user="{API_USER}",domain="other"}}'
+        assert line not in text  # every domain here has its own label
+        assert (
+            f'mailpulse_queue_pending_emails{{api_user="{API_USER}",domain="{domain}"}} {i + 1}.0'
+            in text
+        )
+    assert f'domain="{DOMAINS[0]}",reason="ip_quota"}} 1.0' in text
