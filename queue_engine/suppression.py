@@ -36,6 +36,7 @@ from queue_engine.records import iso
 from queue_engine.statuses import InvalidReason
 
 _HERE = Path(__file__).parent
+_KIND_LUA = (_HERE / "suppression_kind.lua").read_text()
 
 BUCKETS = 65536
 """At a million entries about 15 per bucket: compact (listpack) and still quick to scan,
@@ -47,6 +48,7 @@ NO_EXPIRY_MS = 253402300799000
 DAY_MS = 86_400_000
 COMPLAINT_DAYS = 180
 MAX_REASON = 200
+ADD_CHUNK = 1000
 LOG_LENGTH = 10_000
 LOGGED_PER_CALL = 100
 """A 100,000-line upload is logged as its first entries and a count, not line by line."""
@@ -290,8 +292,10 @@ class Suppressions:
         self.redis = redis
         self.clock = clock
         self._check = redis.register_script((_HERE / "suppression_check.lua").read_text())
-        self._add = redis.register_script((_HERE / "suppression_add.lua").read_text())
-        self._remove = redis.register_script((_HERE / "suppression_remove.lua").read_text())
+        self._add = redis.register_script(_KIND_LUA + (_HERE / "suppression_add.lua").read_text())
+        self._remove = redis.register_script(
+            _KIND_LUA + (_HERE / "suppression_remove.lua").read_text()
+        )
         self._list = redis.register_script((_HERE / "suppression_list.lua").read_text())
 
     def now_ms(self) -> int:
@@ -421,33 +425,37 @@ class Suppressions:
     ) -> list[bool]:
         """(target, API_USER or None, expiry ms or None, reason) → whether each is new.
 
-        Targets must already be normalised (`normalise_target`).
+        Targets must already be normalised (`normalise_target`). Any number of items:
+        they go to Redis `ADD_CHUNK` at a time, so a 100,000-line upload never holds
+        Redis for long.
         """
         assert kind is not SuppressionList.BOUNCES
-        if not items:
-            return []
         now = self.now_ms() if now_ms is None else now_ms
         mode = "refresh" if kind is SuppressionList.COMPLAINTS else "upsert"
-        args: list[str | int] = [now, kind.value, mode, "", ""]
-        for target, api_user, expires, reason in items:
-            # A complaint belongs to the account (the sender's own blacklist) whichever
-            # API_USER sent the email; the reporter's API_USER is kept in the details.
-            scoped = api_user and kind is not SuppressionList.COMPLAINTS
-            member = f"{target}\t{api_user}" if scoped else target
-            args += [
-                member,
-                bucket(member),
-                NO_EXPIRY_MS if expires is None else expires,
-                _ORIGIN_LETTERS[origin],
-                api_user or "",
-                reason[:MAX_REASON].replace("\n", " "),
-            ]
         scope = keys.suppression_scope(account)
-        out = await self._add(keys=[keys.suppression_meta(scope)], args=args)
+        members: list[str] = []
+        fresh: list[bool] = []
+        for start in range(0, len(items), ADD_CHUNK):
+            args: list[str | int] = [now, kind.value, mode, "", ""]
+            for target, api_user, expires, reason in items[start : start + ADD_CHUNK]:
+                # A complaint belongs to the account (the sender's own blacklist) whichever
+                # API_USER sent the email; the reporter's API_USER is kept in the details.
+                scoped = api_user and kind is not SuppressionList.COMPLAINTS
+                member = f"{target}\t{api_user}" if scoped else target
+                members.append(member)
+                args += [
+                    member,
+                    bucket(member),
+                    NO_EXPIRY_MS if expires is None else expires,
+                    _ORIGIN_LETTERS[origin],
+                    api_user or "",
+                    reason[:MAX_REASON].replace("\n", " "),
+                ]
+            out = await self._add(keys=[keys.suppression_meta(scope)], args=args)
+            fresh += [bool(new) for new, _, _ in out]
         if origin in (Origin.API, Origin.CONSOLE):
-            members = [str(args[i]) for i in range(5, len(args), 6)]
             await self._log(scope, "added", kind, members, origin, now)
-        return [bool(new) for new, _, _ in out]
+        return fresh
 
     async def complain(
         self,

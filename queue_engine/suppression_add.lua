@@ -14,13 +14,6 @@ for name, spec in pairs({t = ARGV[4], o = ARGV[5]}) do
   law[name] = {}
   for days in string.gmatch(spec, '[^,]+') do law[name][#law[name] + 1] = tonumber(days) end
 end
-local function kind(member)
-  local scoped = string.find(member, '\t', 1, true) ~= nil
-  if string.sub(member, 1, 1) == '@' then
-    return scoped and 'sd' or 'd'
-  end
-  return scoped and 'sa' or 'a'
-end
 local out = {}
 for i = 6, #ARGV, 6 do
   local member, bucket, expiry = ARGV[i], ARGV[i + 1], ARGV[i + 2]

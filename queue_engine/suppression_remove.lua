@@ -7,13 +7,6 @@ local prefix = string.sub(KEYS[1], 1, -5)
 local list, keep = ARGV[1], ARGV[2] == '1'
 local index = prefix .. list .. ':b'
 local removed = 0
-local function kind(member)
-  local scoped = string.find(member, '\t', 1, true) ~= nil
-  if string.sub(member, 1, 1) == '@' then
-    return scoped and 'sd' or 'd'
-  end
-  return scoped and 'sa' or 'a'
-end
 local function remove(member, bucket)
   local z = prefix .. list .. ':z:' .. bucket
   if redis.call('ZREM', z, member) == 1 then

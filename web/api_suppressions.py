@@ -157,19 +157,18 @@ class SuppressionsApi:
         key: str = "index",
     ) -> JSONResponse:
         results: list[dict[str, Any]] = [_error(e, key) for e in bad]
-        added = 0
-        for start in range(0, len(good), 1000):
-            chunk = good[start : start + 1000]
-            fresh = await self.store.add(
-                principal.account,
-                kind,
-                [(i.target, i.api_user, i.expires_ms, i.reason) for _, i in chunk],
-                Origin.API,
-                now,
-            )
-            for (where, _), new in zip(chunk, fresh, strict=True):
-                added += new
-                results.append({key: where, "status": "added" if new else "updated"})
+        fresh = await self.store.add(
+            principal.account,
+            kind,
+            [(i.target, i.api_user, i.expires_ms, i.reason) for _, i in good],
+            Origin.API,
+            now,
+        )
+        results += [
+            {key: where, "status": "added" if new else "updated"}
+            for (where, _), new in zip(good, fresh, strict=True)
+        ]
+        added = sum(fresh)
         results.sort(key=lambda r: int(r[key]))
         body = {
             "added": added,

@@ -137,11 +137,7 @@ async def test_a_forged_bounce_changes_nothing(
         "email_ids"
     ]
 
-    async def delivered() -> bool:
-        item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
-        return item["status"] == "delivered"
-
-    await wait_for(delivered)
+    await wait_for(lambda: _is_delivered(client, sender, email_id))
     forged_to = f"bounce+{email_id}.aaaaaaaaaaaaaaaa@{DOMAIN}"
     original = f"X-Mailpulse-Id: {email_id}.bbbbbbbbbbbbbbbb\r\n\r\n".encode()
     fields = {
@@ -208,11 +204,7 @@ async def test_a_bounce_with_only_our_message_id_counts_for_its_own_recipient(
         "email_ids"
     ]
 
-    async def delivered() -> bool:
-        item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
-        return item["status"] == "delivered"
-
-    await wait_for(delivered)
+    await wait_for(lambda: _is_delivered(client, sender, email_id))
     original = f"Message-ID: <{email_id}@{DOMAIN}>\r\nSubject: t\r\n\r\n".encode()
     applier = FeedbackApplier(redis, engine_config.secret)
 
@@ -227,3 +219,8 @@ async def test_a_bounce_with_only_our_message_id_counts_for_its_own_recipient(
     assert [a.outcome for a in applied] == ["soft_bounce/address_not_exist"]
     item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
     assert (item["status"], item["reason"]) == ("soft_bounce", "address_not_exist")
+
+
+async def _is_delivered(client, sender, email_id: str) -> bool:
+    item = (await client.get(f"/v1/emails/{email_id}", headers=sender.basic)).json()
+    return bool(item["status"] == "delivered")

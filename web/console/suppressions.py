@@ -245,17 +245,14 @@ class SuppressionPages:
         except EntryError as exc:
             notice = {"error": f"The file {exc}."}
             return await self.list_page(request, notice, 400, SuppressionList.BLOCKS)
-        added = 0
-        for start in range(0, len(good), 1000):
-            chunk = good[start : start + 1000]
-            fresh = await self.store.add(
-                session.account,
-                SuppressionList.BLOCKS,
-                [(i.target, i.api_user, i.expires_ms, i.reason) for _, i in chunk],
-                Origin.CONSOLE,
-                now,
-            )
-            added += sum(fresh)
+        fresh = await self.store.add(
+            session.account,
+            SuppressionList.BLOCKS,
+            [(i.target, i.api_user, i.expires_ms, i.reason) for _, i in good],
+            Origin.CONSOLE,
+            now,
+        )
+        added = sum(fresh)
         notice = {
             "message": f"{len(good):,} lines taken ({added:,} new, {len(good) - added:,} "
             f"updated), {len(bad):,} refused.",
