@@ -123,10 +123,22 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             node_dir = root / f"node{i}"
             node_dir.mkdir()
             args = [
-                binary, "--port", str(port), "--bind", "127.0.0.1",
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--dir", str(node_dir), "--save", "", "--appendonly", "no",
-            ]  # fmt: skip
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--dir",
+                str(node_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
             procs.append(_spawn(args, node_dir / "stdout.log"))
             ports.append(port)
 
@@ -449,3 +461,36 @@ async def test_metrics_read_queues_on_every_master(
             in text
         )
     assert f'domain="{DOMAINS[0]}",reason="ip_quota"}} 1.0' in text
+
+
+async def test_suppression_lists_on_every_master(cluster: ClusterClient) -> None:
+    """Each scope's buckets share its hash tag: every Lua call runs on one node, and a
+    batch check's two calls (bounce list, account lists) go to their own nodes."""
+    from queue_engine.suppression import ListFilter, Origin, SuppressionList, Suppressions
+
+    sup = Suppressions(cluster)
+    accounts = [f"acct{i}" for i in range(6)]  # their scopes spread over the masters
+    nodes = {
+        cluster.get_node_from_key(keys.suppression_meta(keys.suppression_scope(a))).name
+        for a in accounts
+    }
+    assert len(nodes) > 1
+    await sup.add_bounces([("gone@gmail.example", False, "550 5.1.1")], Origin.MP)
+    for account in accounts:
+        await sup.add(
+            account, SuppressionList.BLOCKS, [(f"{account}@x.example", None, None, "")], Origin.API
+        )
+    for account in accounts:
+        blocks = await sup.check(
+            account, "au", ["gone@gmail.example", f"{account}@x.example", "fine@x.example"]
+        )
+        assert [b.list if b else None for b in blocks] == [
+            SuppressionList.BOUNCES,
+            SuppressionList.BLOCKS,
+            None,
+        ]
+        page = await sup.page(account, SuppressionList.BLOCKS, ListFilter())
+        assert [e.target for e in page.entries] == [f"{account}@x.example"]
+        assert await sup.remove(account, SuppressionList.BLOCKS, [(f"{account}@x.example", None)])
+    assert (await sup.list_sizes())["blocks"] == 0
+    assert await sup.prune(now_ms=int(time.time() * 1000) + 400 * 86_400_000) == 1
