@@ -123,22 +123,10 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             node_dir = root / f"node{i}"
             node_dir.mkdir()
             args = [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--dir",
-                str(node_dir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
+                binary, "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--dir", str(node_dir), "--save", "", "--appendonly", "no",
+            ]  # fmt: skip
             procs.append(_spawn(args, node_dir / "stdout.log"))
             ports.append(port)
 
