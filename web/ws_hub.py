@@ -1,11 +1,16 @@
 """Fan-out of live frames to websocket clients: one computation per account per tick.
 
 Each account with at least one connected client has a `Feed` holding the
-latest frames. A single ticker task asks the producer for every such
-account's frames once per tick and publishes them; each client's sender
+latest `Tick`. A single ticker task asks the producer for every such
+account's tick once per tick interval and publishes it; each client's sender
 waits for a newer version and sends the same strings, so a thousand open
-consoles cost one Redis read and one render per account, not a thousand. A
-slow client skips the versions it missed instead of queueing them.
+consoles cost one Redis read and one render per account, not a thousand.
+
+A tick comes in two forms, both made once for everyone: the delta (what
+changed since the previous version) and the full state. A client that holds
+the previous version gets the delta, which on a quiet tick is a small part of
+the page; one that has just come, or that was too slow and skipped versions,
+gets the full state, so skipping never leaves a page wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -22,8 +28,19 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 Frames = tuple[str, ...]
-Producer = Callable[["Feed"], Awaitable[Frames]]
-"""Computes an account's frames; it may keep per-account state on `feed.state`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    full: Frames
+    """The whole state, for a client that has nothing yet or fell behind."""
+    delta: Frames
+    """Turns the previous version's state into this one."""
+
+
+Producer = Callable[["Feed"], Awaitable[Tick]]
+"""Computes an account's tick; it keeps what the next delta is taken against on
+`feed.state` (the hub calls it under `feed.lock` and publishes every result)."""
 
 DEFAULT_TICK_SECONDS = 5.0
 
@@ -31,15 +48,15 @@ DEFAULT_TICK_SECONDS = 5.0
 class Feed:
     def __init__(self, account: str) -> None:
         self.account = account
-        self.frames: Frames = ()
+        self.tick = Tick((), ())
         self.version = 0
         self.clients = 0
         self.state: dict[str, Any] = {}
         self.lock = asyncio.Lock()
         self._changed = asyncio.Event()
 
-    def publish(self, frames: Frames) -> None:
-        self.frames = frames
+    def publish(self, tick: Tick) -> None:
+        self.tick = tick
         self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
@@ -48,6 +65,13 @@ class Feed:
         changed = self._changed
         if self.version == version:
             await changed.wait()
+
+    def frames_after(self, version: int) -> Frames:
+        """What a client that shows `version` (0: only the page's own render) needs
+        to show the latest one."""
+        if version and version == self.version - 1:
+            return self.tick.delta
+        return self.tick.full
 
 
 class Hub:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from queue_engine.accounts import EmailType, create_account, create_api_user
 from queue_engine.config import EngineConfig
 from web.api import ApiConfig
 from web.app import create_web_app
+from web.session import COOKIE, Session, SessionCodec
 
 TICK_SECONDS = 0.5
 """The console's snapshot interval in these tests (5 s in production)."""
@@ -155,6 +157,12 @@ async def browser(live: LiveServer) -> AsyncIterator[Browser]:
         yield wrapper
         await chromium.close()
     assert wrapper.errors == []
+
+
+def session_cookie(engine_config: EngineConfig, account: str, email: str, csrf: str = "tok") -> str:
+    """A Cookie header of a logged-in console session, for websocket clients."""
+    session = Session(csrf, account, email, int(time.time()) + 600)
+    return f"{COOKIE}={SessionCodec(engine_config.secret).encode(session)}"
 
 
 async def screenshot(page: Any, name: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from console.conftest import session_cookie
 
 from app.runtime import connect
 from queue_engine import keys
@@ -141,11 +142,6 @@ async def test_another_account_sees_none_of_it(client, redis, console_user):
     assert await QueueStore(redis).get_pause(tag) is not None  # not theirs: nothing happened
 
 
-def _session_cookie(engine_config: Any, account: str, email: str, csrf: str = "tok") -> str:
-    session = Session(csrf, account, email, int(time.time()) + 600)
-    return f"{COOKIE}={SessionCodec(engine_config.secret).encode(session)}"
-
-
 async def _frames(ws: Any, until: str) -> list[str]:
     seen = []
     while True:
@@ -169,13 +165,13 @@ async def test_the_socket_needs_a_session_of_this_origin_and_shows_only_its_acco
             await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
     # Another site's page: refused at the handshake.
-    cookie = _session_cookie(engine_config, "acme", acme.email)
+    cookie = session_cookie(engine_config, "acme", acme.email)
     with pytest.raises(websockets.InvalidStatus):
         async with websockets.connect(
             url, origin="http://evil.example", additional_headers={"cookie": cookie}
         ):
             pass
-    other_cookie = _session_cookie(engine_config, "other", other.email)
+    other_cookie = session_cookie(engine_config, "other", other.email)
     async with websockets.connect(
         url, origin=origin, additional_headers={"cookie": other_cookie}
     ) as ws:
@@ -199,7 +195,7 @@ async def test_storage_down_is_a_page_not_a_stack_trace(engine_config):
     app = create_web_app(ApiConfig(engine=engine_config), connect("redis://127.0.0.1:1/0"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
-        name, _, value = _session_cookie(engine_config, "acme", "a@acme.example").partition("=")
+        name, _, value = session_cookie(engine_config, "acme", "a@acme.example").partition("=")
         c.cookies.set(name, value)
         page = await c.get("/", headers={"accept": "text/html"})
         assert page.status_code == 503

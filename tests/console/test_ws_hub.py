@@ -1,4 +1,5 @@
-"""The hub computes one snapshot per account per tick, however many clients listen."""
+"""The hub computes one tick per account per interval, however many clients listen, and
+gives each client the delta or, when it has nothing yet or fell behind, the full state."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import asyncio
 import contextlib
 from collections import Counter
 
-from web.ws_hub import Feed, Frames, Hub
+from web.ws_hub import Feed, Hub, Tick
 
 
 async def test_one_computation_per_account_per_tick_shared_by_every_client(wait_for):
     calls: Counter[str] = Counter()
 
-    async def produce(feed: Feed) -> Frames:
+    async def produce(feed: Feed) -> Tick:
         calls[feed.account] += 1
-        return (f"{feed.account} #{calls[feed.account]}",)
+        return Tick((f"{feed.account} #{calls[feed.account]}",), ())
 
     hub = Hub(produce, tick_seconds=0.05)
     received: dict[int, list[str]] = {}
@@ -30,7 +31,7 @@ async def test_one_computation_per_account_per_tick_shared_by_every_client(wait_
             while True:
                 await feed.newer_than(version)
                 version = feed.version
-                received.setdefault(i, []).extend(feed.frames)
+                received.setdefault(i, []).extend(feed.tick.full)
 
         listeners = [asyncio.create_task(listen(i, f)) for i, f in enumerate(feeds)]
 
@@ -51,3 +52,21 @@ async def test_one_computation_per_account_per_tick_shared_by_every_client(wait_
 
 async def _stopped(hub: Hub) -> bool:
     return hub._ticker is None
+
+
+async def test_a_client_gets_the_delta_only_when_it_holds_the_version_before():
+    async def produce(feed: Feed) -> Tick:
+        n = feed.state["n"] = feed.state.get("n", 0) + 1
+        return Tick((f"everything as of {n}",), (f"changes {n - 1} -> {n}",))
+
+    hub = Hub(produce, tick_seconds=3600)
+    async with hub.subscribe("acme") as feed:
+        assert feed.version == 1
+        assert feed.frames_after(0) == ("everything as of 1",)  # the page's own render only
+        await hub.refresh("acme")
+        assert feed.frames_after(1) == ("changes 1 -> 2",)
+        await hub.refresh("acme")
+        assert feed.frames_after(2) == ("changes 2 -> 3",)
+        assert feed.frames_after(1) == ("everything as of 3",)  # skipped a version
+        assert feed.frames_after(0) == ("everything as of 3",)
+    await hub.aclose()

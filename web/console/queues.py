@@ -1,9 +1,9 @@
 """The queue status page (SPEC Q1-Q5) and its live stream, `WS /ws/queues`.
 
-Every frame is the same for all of an account's clients: the JSON chart points
-carry the rates of all three windows and the page shows the one picked (the
-HTML rows leave their rate cells to it), and filters and sorting happen in the
-browser. So the hub renders once per account per tick and sends those bytes
+Every frame is the same for all of an account's clients: the JSON numbers
+carry all three windows and the page shows the one picked, and filters and
+sorting happen in the browser. So the hub makes one tick per account (its
+delta and its full state, web/console/queue_frames.py) and sends those bytes
 to every socket (web/ws_hub.py).
 """
 
@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
-import re
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -27,61 +24,20 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from queue_engine import keys
 from queue_engine.accounts import Principal
 from queue_engine.queues import QueueStore
-from queue_engine.snapshot import QueueStatus, queue_domains, queue_statuses
-from queue_engine.windows import WINDOWS, Rates
+from queue_engine.snapshot import queue_domains, queue_statuses
+from queue_engine.windows import WINDOWS
 from web import csrf
 from web.api_queues import owns_queue, visible_api_users
 from web.console.base import ConsoleContext, principal
+from web.console.queue_frames import QueueFrames, Shown, Snapshot
 from web.session import Session
-from web.ws_hub import DEFAULT_TICK_SECONDS, Feed, Frames, Hub
+from web.ws_hub import DEFAULT_TICK_SECONDS, Feed, Hub, Tick
 
 HISTORY_TICKS = 120
 """Chart points kept per account: ten minutes at the default tick."""
 
-_BETWEEN_TAGS = re.compile(r">\s+<")
-"""Indentation between tags: a quarter of a frame's bytes, times every client."""
-
 UNAUTHENTICATED = 4401
 """Close code after which the page goes to the login form instead of reconnecting."""
-
-
-def row_id(api_user: str, domain: str) -> str:
-    """An id safe in CSS selectors whatever the names hold."""
-    tag = keys.queue_tag(api_user, domain).encode()
-    return "q-" + hashlib.blake2s(tag, digest_size=6).hexdigest()
-
-
-def _triple(rates: Rates) -> list[float]:
-    return [round(rates.inbound, 3), round(rates.attempted, 3), round(rates.outbound, 3)]
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    queues: list[QueueStatus]
-    api_users: list[str]
-    now_ms: int
-
-    @property
-    def totals(self) -> dict[int, Rates]:
-        return {
-            w: Rates(
-                sum(q.rates[w].inbound for q in self.queues),
-                sum(q.rates[w].attempted for q in self.queues),
-                sum(q.rates[w].outbound for q in self.queues),
-            )
-            for w in WINDOWS
-        }
-
-    def points(self) -> dict[str, Any]:
-        return {
-            "type": "points",
-            "t": self.now_ms,
-            "total": {w: _triple(r) for w, r in self.totals.items()},
-            "queues": {
-                row_id(q.api_user, q.domain): {w: _triple(q.rates[w]) for w in WINDOWS}
-                for q in self.queues
-            },
-        }
 
 
 def _history(feed: Feed) -> deque[dict[str, Any]]:
@@ -93,7 +49,8 @@ class QueuePages:
     def __init__(self, ctx: ConsoleContext, tick_seconds: float = DEFAULT_TICK_SECONDS) -> None:
         self.ctx = ctx
         self.store = QueueStore(ctx.redis)
-        self.hub = Hub(self._frames, tick_seconds)
+        self.frames = QueueFrames(ctx.templates.env)
+        self.hub = Hub(self._tick, tick_seconds)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -115,29 +72,12 @@ class QueuePages:
         )
         return Snapshot([s for s in statuses if not s.idle], sorted(users), now)
 
-    def _context(
-        self, snapshot: Snapshot, csrf_token: str | None = None, window: int | None = None
-    ) -> dict[str, Any]:
-        """Frames (no token: the same bytes go to everyone) or the page (the form's token,
-        and the rates of the picked window filled in)."""
-        return {
-            "snap": snapshot,
-            "row_id": row_id,
-            "windows": WINDOWS,
-            "window": window,
-            "oob": csrf_token is None,
-            "csrf": csrf_token,
-        }
-
-    async def _frames(self, feed: Feed) -> Frames:
+    async def _tick(self, feed: Feed) -> Tick:
         snapshot = await self.snapshot(feed.account)
-        html = self.ctx.templates.get_template("partials/queue_list.html").render(
-            self._context(snapshot)
-        )
-        points = snapshot.points()
-        _history(feed).append(points)
-        # Points first: the rows' rate cells are filled from them when the rows land.
-        return json.dumps(points, separators=(",", ":")), _BETWEEN_TAGS.sub("><", html)
+        tick, point, shown = self.frames.tick(snapshot, feed.state.get("shown", Shown()))
+        feed.state["shown"] = shown
+        _history(feed).append(point)
+        return tick
 
     async def page(self, request: Request) -> Response:
         session = self.ctx.session(request)
@@ -151,7 +91,11 @@ class QueuePages:
             session,
             "queues.html",
             {
-                **self._context(snapshot, session.csrf, window),
+                "snap": snapshot,
+                "rows": [self.frames.row(q, window, session.csrf) for q in snapshot.queues],
+                "windows": WINDOWS,
+                "window": window,
+                "oob": False,
                 "nav": "queues",
             },
         )
@@ -185,7 +129,7 @@ class QueuePages:
             await websocket.close(code=UNAUTHENTICATED, reason="log in again")
             return
         async with self.hub.subscribe(session.account) as feed:
-            history = [{"t": p["t"], "total": p["total"]} for p in _history(feed)]
+            history = [[p["t"], p["total"]] for p in _history(feed)]
             await websocket.send_text(json.dumps({"type": "history", "points": history}))
             sender = asyncio.create_task(self._send_frames(websocket, feed))
             try:
@@ -202,7 +146,7 @@ class QueuePages:
         version = 0
         while True:
             await feed.newer_than(version)
-            version, frames = feed.version, feed.frames
+            version, frames = feed.version, feed.frames_after(version)
             for frame in frames:
                 await websocket.send_text(frame)
 
@@ -216,7 +160,7 @@ class QueuePages:
             return
         if message.get("action") == "history":
             queue = message.get("queue")
-            points = [[p["t"], p["queues"][queue]] for p in _history(feed) if queue in p["queues"]]
+            points = [[p["t"], p["q"][queue]] for p in _history(feed) if queue in p["q"]]
             reply = {"type": "queue_history", "queue": queue, "points": points}
             await websocket.send_text(json.dumps(reply))
         elif message.get("action") == "resume":

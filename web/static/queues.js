@@ -1,13 +1,17 @@
-// The live queue page: charts, window switch, filters, sort, countdowns.
-// Rows arrive as HTML over the socket (htmx ws extension swaps them by id);
-// chart points arrive as JSON on the same socket and are handled here.
+// The live queue page: numbers, charts, window switch, filters, sort, countdowns.
+// Rows arrive as HTML over the socket (htmx ws extension swaps them by id), only
+// when their look changes; the numbers arrive as JSON on the same socket, only
+// the queues whose numbers moved (web/console/queue_frames.py), and are put
+// into the rows and charts here.
 (function () {
   "use strict";
 
   var section, socket = null, totalChart = null, queueChart = null, openQueue = null;
-  var latest = null;      // the last points message: every queue's rates, all windows
-  var totalPoints = [];   // [{t, total: {"5": [in, att, out], ...}}]
-  var queuePoints = [];   // [[t, {"5": [...], ...}]] of the open queue
+  // Per queue id: [pending, then inbound, attempted, outbound counts of each window].
+  var numbers = {};
+  var totalPoints = [];   // [[t, numbers of all queues together]]
+  var queuePoints = [];   // [[t, numbers]] of the open queue
+  var windows = [];       // the window sizes in the order of the counts
   var MAX_POINTS = 120;
   var SERIES = [
     { label: "Inbound", stroke: "#2563eb" },
@@ -16,6 +20,12 @@
   ];
 
   function windowSize() { return section.getAttribute("data-window"); }
+
+  // The picked window's rates (per second) in a numbers array: [in, att, out].
+  function ratesOf(counts) {
+    var w = windowSize(), at = 1 + 3 * windows.indexOf(w);
+    return [counts[at] / w, counts[at + 1] / w, counts[at + 2] / w];
+  }
 
   function chartOptions(el) {
     return {
@@ -29,11 +39,11 @@
     };
   }
 
-  function columns(points, pick) {
-    var w = windowSize(), data = [[], [], [], []];
+  function columns(points) {
+    var data = [[], [], [], []];
     points.forEach(function (p) {
-      var r = pick(p)[w];
-      data[0].push(p.t / 1000);
+      var r = ratesOf(p[1]);
+      data[0].push(p[0] / 1000);
       for (var i = 0; i < 3; i++) data[i + 1].push(r[i]);
     });
     return data;
@@ -42,7 +52,7 @@
   function drawTotal() {
     var el = document.getElementById("total-chart");
     if (!el || typeof uPlot === "undefined") return;
-    var data = columns(totalPoints, function (p) { return p.total; });
+    var data = columns(totalPoints);
     if (!totalChart) totalChart = new uPlot(chartOptions(el), data, el);
     else totalChart.setData(data);
   }
@@ -50,8 +60,7 @@
   function drawQueue() {
     var el = document.getElementById("queue-chart");
     if (!openQueue || !el || typeof uPlot === "undefined") return;
-    var points = queuePoints.map(function (p) { return { t: p[0], q: p[1] }; });
-    var data = columns(points, function (p) { return p.q; });
+    var data = columns(queuePoints);
     if (!queueChart) queueChart = new uPlot(chartOptions(el), data, el);
     else queueChart.setData(data);
   }
@@ -61,12 +70,17 @@
       totalPoints = msg.points.slice(-MAX_POINTS);
       drawTotal();
     } else if (msg.type === "points") {
-      latest = msg;
-      totalPoints.push({ t: msg.t, total: msg.total });
+      // The full state after (re)connecting, else what moved since the last tick.
+      if (msg.full) numbers = msg.q;
+      else {
+        Object.keys(msg.q).forEach(function (id) { numbers[id] = msg.q[id]; });
+        (msg.gone || []).forEach(function (id) { delete numbers[id]; });
+      }
+      totalPoints.push([msg.t, msg.total]);
       if (totalPoints.length > MAX_POINTS) totalPoints.shift();
       drawTotal();
-      if (openQueue && msg.queues[openQueue]) {
-        queuePoints.push([msg.t, msg.queues[openQueue]]);
+      if (openQueue && numbers[openQueue]) {
+        queuePoints.push([msg.t, numbers[openQueue]]);
         if (queuePoints.length > MAX_POINTS) queuePoints.shift();
         drawQueue();
       }
@@ -99,8 +113,6 @@
     if (queueChart) { queueChart.destroy(); queueChart = null; }
   }
 
-  function number(el, attr) { return parseFloat(el.getAttribute(attr)) || 0; }
-
   // As the server writes them (web/console/templating.py `rate`).
   function formatRate(v) {
     if (!v) return "0";
@@ -109,16 +121,21 @@
   }
 
   function rates(row) {
-    var q = latest && latest.queues[row.id];
-    return q ? q[windowSize()] : null;
+    var q = numbers[row.id];
+    return q ? ratesOf(q) : null;
   }
 
-  // The rows leave their rate cells to us: fill them for the picked window.
-  function fillRates() {
-    if (!latest) return;
+  function pending(row) {
+    var q = numbers[row.id];
+    return q ? q[0] : 0;
+  }
+
+  // The rows leave their numbers to us: pending, and the rates of the picked window.
+  function fillNumbers() {
     section.querySelectorAll("tbody.queue").forEach(function (row) {
       var r = rates(row);
       if (!r) return;
+      row.querySelector("td.pen").textContent = pending(row).toLocaleString("en-US");
       ["inb", "att", "out"].forEach(function (kind, i) {
         var cell = row.querySelector("td." + kind);
         var unit = document.createElement("span");
@@ -145,8 +162,8 @@
       row.hidden = !show;
     });
     var key = {
-      status: function (r) { return [r.classList.contains("paused") ? 0 : 1, -number(r, "data-pending")]; },
-      pending: function (r) { return [-number(r, "data-pending")]; },
+      status: function (r) { return [r.classList.contains("paused") ? 0 : 1, -pending(r)]; },
+      pending: function (r) { return [-pending(r)]; },
       outbound: function (r) { return [-rate(r, 2)]; },
       inbound: function (r) { return [-rate(r, 0)]; },
       domain: function (r) { return [r.getAttribute("data-domain"), r.getAttribute("data-user")]; }
@@ -199,7 +216,7 @@
     history.replaceState(null, "", url);
     drawTotal();
     drawQueue();
-    fillRates();
+    fillNumbers();
     arrange();
   }
 
@@ -212,6 +229,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     section = document.getElementById("queues");
     if (!section) return;
+    section.querySelectorAll("input[name=window]").forEach(function (input) { windows.push(input.value); });
     section.addEventListener("htmx:wsOpen", function (e) {
       socket = e.detail.socketWrapper;
       setLive("open", "live");
@@ -229,7 +247,7 @@
       }
     });
     section.addEventListener("htmx:wsAfterMessage", function () {
-      fillRates();
+      fillNumbers();
       arrange();
       countdowns();
       window.mailpulse.refreshTimes(section);
