@@ -17,6 +17,7 @@ from queue_engine.message import MessageError
 from queue_engine.queries import EmailQueries
 from queue_engine.submission import SendRequest, Submitter
 from web.auth import authenticate
+from web.body_limit import BODY_TIMEOUT_SECONDS
 from web.email_filters import parse_email_query
 from web.errors import ApiError
 from web.ratelimit import RateLimits
@@ -34,6 +35,8 @@ class ApiConfig:
     console_tick_seconds: float = 5.0
     """How often the console pushes a queue snapshot; tests and benchmarks go faster."""
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    body_timeout_seconds: float = BODY_TIMEOUT_SECONDS
+    """A request body still arriving after this is answered 408 (web/body_limit.py)."""
 
 
 class Api:

@@ -17,16 +17,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from queue_engine.suppression_input import MAX_UPLOAD_BYTES
 from web.api import Api, ApiConfig
 from web.api_exports import ExportsApi
 from web.api_queues import QueuesApi
 from web.api_suppressions import SuppressionsApi
+from web.body_limit import BodyLimit
 from web.console.routes import Console
 from web.errors import ApiError, api_error_handler, error_response, http_error_handler
 from web.metrics import MetricsRoute, report_websocket_clients
 from web.openapi import SPEC
 from web.ratelimit import RateLimiter
 from web.tracking import TrackingRoutes
+
+UPLOAD_BODY_BYTES = MAX_UPLOAD_BYTES + 65536
+"""A block-list upload: its CSV, and room for a multipart envelope around it."""
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -112,7 +117,18 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                BodyLimit,
+                limit_for=lambda path: (
+                    UPLOAD_BODY_BYTES
+                    if path.endswith("/blocks/upload")
+                    else config.engine.max_body_bytes
+                ),
+                timeout_seconds=config.body_timeout_seconds,
+            ),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,
