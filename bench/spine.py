@@ -253,11 +253,10 @@ def _user_exists(name: str) -> bool:
     return True
 
 
-def start_aiosmtpd_sink(tmp: Path) -> Sink:
-    port = free_port()
-    count_file = tmp / "aiosmtpd.count"
+def start_module(args: list[str], port: int, what: str) -> subprocess.Popen[bytes]:
+    """`python -m ARGS` from the repo (its output to stderr), once it listens on port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.sink", "--port", str(port), "--count-file", str(count_file)],
+        [sys.executable, "-m", *args],
         cwd=REPO_DIR,
         stdin=subprocess.DEVNULL,
         stdout=sys.stderr,
@@ -265,7 +264,18 @@ def start_aiosmtpd_sink(tmp: Path) -> Sink:
     )
     if not wait_listening(port, proc):
         stop_process(proc)
-        raise SystemExit("bench: the aiosmtpd sink did not start")
+        raise SystemExit(f"bench: {what} did not start")
+    return proc
+
+
+def start_aiosmtpd_sink(tmp: Path) -> Sink:
+    port = free_port()
+    count_file = tmp / "aiosmtpd.count"
+    proc = start_module(
+        ["bench.sink", "--port", str(port), "--count-file", str(count_file)],
+        port,
+        "the aiosmtpd sink",
+    )
     import aiosmtpd
 
     return Sink("aiosmtpd", port, proc, count_file, version=aiosmtpd.__version__)

@@ -38,19 +38,18 @@ from typing import Any
 
 from app import runtime
 from app.embedded_redis import EmbeddedRedis
-from app.process import die_with_parent
 from bench.delivery import machine_fields
 from bench.spine import (
     ACCOUNT,
     API_USER,
     HTML,
-    REPO_DIR,
     SENDER,
     SUBJECT,
     System,
     cpu_seconds,
     create_credentials,
     free_port,
+    start_module,
     stop_process,
     wait_listening,
 )
@@ -98,20 +97,6 @@ def serve_baseline(port: int) -> None:
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
     )
     runtime.run(uvicorn.Server(config).serve())
-
-
-def start_baseline(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.tracking", "--serve-baseline", str(port)],
-        cwd=REPO_DIR,
-        stdin=subprocess.DEVNULL,
-        stdout=sys.stderr,
-        preexec_fn=die_with_parent,
-    )
-    if not wait_listening(port, proc):
-        stop_process(proc)
-        raise SystemExit("bench: the baseline server did not start")
-    return proc
 
 
 # --- the system under test --------------------------------------------------------------
@@ -253,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             if not wait_listening(http_port, sys_.procs["web"], timeout=30):
                 raise SystemExit("bench: mailpulse web did not start")
             base_port = free_port()
-            baseline_proc = start_baseline(base_port)
+            baseline_proc = start_module(
+                ["bench.tracking", "--serve-baseline", str(base_port)], base_port, "the baseline"
+            )
             secret = SECRET.encode()
             paths = {
                 "open": [f"/t/o/{open_token(secret, i)}" for i in ids],

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
+from api_calls import email_record, send_to
 
 from queue_engine import keys
 from queue_engine.inbound import serve_inbound
@@ -26,21 +27,6 @@ HTML = (
     "</td></tr></table></body></html>"
 )
 TEXT = "Sale: https://shop.example.com/sale?a=1&b=2\n"
-
-
-async def send(client, sender, to: str, **extra: Any) -> str:
-    body = {"from": "shop@acme.example", "to": [to], "subject": "Sale", **extra}
-    response = await client.post("/v1/mail/send", json=body, headers=sender.basic)
-    assert response.status_code == 202, response.text
-    [email_id] = response.json()["email_ids"]
-    return str(email_id)
-
-
-async def email(client, sender, email_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/emails/{email_id}", headers=sender.basic)
-    assert response.status_code == 200, response.text
-    item: dict[str, Any] = response.json()
-    return item
 
 
 async def received(mp, wait_for, rcpt: str) -> EmailMessage:
@@ -65,7 +51,7 @@ async def test_opens_and_clicks_through_the_delivered_email(
     client, sender, mp, start_engine, wait_for
 ):
     await start_engine(mp)
-    email_id = await send(client, sender, "ann@gmail.example", html=HTML, text=TEXT)
+    email_id = await send_to(client, sender, "ann@gmail.example", html=HTML, text=TEXT)
     msg = await received(mp, wait_for, "ann@gmail.example")
     body = parts(msg)
     assert body["text/plain"] == TEXT  # text links stay unless asked
@@ -79,7 +65,7 @@ async def test_opens_and_clicks_through_the_delivered_email(
     clicked = await client.get(urlsplit(link).path)
     assert clicked.status_code == 302
     assert clicked.headers["location"] == "https://shop.example.com/sale?a=1&b=2"
-    item = await email(client, sender, email_id)
+    item = await email_record(client, sender, email_id)
     assert item["status"] == "delivered"
     assert (item["open_count"], item["click_count"]) == (1, 1)
     assert item["opens"][0]["user_agent"] == "Thunderbird"
@@ -89,10 +75,10 @@ async def test_opens_and_clicks_through_the_delivered_email(
 
 async def test_tracking_off_sends_the_html_as_written(client, sender, mp, start_engine, wait_for):
     await start_engine(mp)
-    await send(client, sender, "bob@gmail.example", html=HTML, tracking={"opens": False,
+    await send_to(client, sender, "bob@gmail.example", html=HTML, tracking={"opens": False,
                "clicks": False})  # fmt: skip
     assert parts(await received(mp, wait_for, "bob@gmail.example"))["text/html"] == HTML + "\n"
-    await send(client, sender, "cy@gmail.example", text=TEXT, tracking={"text_links": True})
+    await send_to(client, sender, "cy@gmail.example", text=TEXT, tracking={"text_links": True})
     text = parts(await received(mp, wait_for, "cy@gmail.example"))["text/plain"]
     assert re.fullmatch(r"Sale: http://127\.0\.0\.1:8025/t/c/[A-Za-z0-9_-]+\n", text)
 
@@ -121,12 +107,12 @@ async def test_an_account_base_url_set_by_the_cli_is_used_for_its_links(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "tracking base URL of acme: https://click.acme.example\n"
-    await send(client, sender, "dee@gmail.example", html=HTML)
+    await send_to(client, sender, "dee@gmail.example", html=HTML)
     html = parts(await received(mp, wait_for, "dee@gmail.example"))["text/html"]
     assert html.count("https://click.acme.example/t/") == 2
     cleared = await asyncio.to_thread(tracking_url, redis_url, repo_root, sender.account)
     assert cleared.stdout == "tracking base URL of acme: (MAILPULSE_TRACKING_BASE_URL)\n"
-    await send(client, sender, "fay@gmail.example", html=HTML)
+    await send_to(client, sender, "fay@gmail.example", html=HTML)
     html = parts(await received(mp, wait_for, "fay@gmail.example"))["text/html"]
     assert html.count("http://127.0.0.1:8025/t/") == 2
 
@@ -136,7 +122,7 @@ async def test_marketing_mail_unsubscribes_in_one_click_and_later_sends_fail(
 ):
     await start_engine(mp, return_path_domain="bounces.mailpulse.test")
     marketing = await make_sender(api_user="acme-mk", email_type="marketing")
-    first = await send(client, marketing, "eve@gmail.example", text="News")
+    first = await send_to(client, marketing, "eve@gmail.example", text="News")
     msg = await received(mp, wait_for, "eve@gmail.example")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     link, mailto = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
@@ -152,9 +138,9 @@ async def test_marketing_mail_unsubscribes_in_one_click_and_later_sends_fail(
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200
-    assert (await email(client, marketing, first))["unsubscribe"]["reason"] == "not_given"
-    later = await send(client, marketing, "eve@gmail.example", text="More news")
-    item = await email(client, marketing, later)
+    assert (await email_record(client, marketing, first))["unsubscribe"]["reason"] == "not_given"
+    later = await send_to(client, marketing, "eve@gmail.example", text="More news")
+    item = await email_record(client, marketing, later)
     assert (item["status"], item["reason"]) == ("invalid", "unsubscribed")
 
 
@@ -166,7 +152,7 @@ async def test_mail_to_the_mailto_address_unsubscribes(
     inbound = await serve_inbound(redis, "127.0.0.1", 0, domain, "inbound.test")
     try:
         marketing = await make_sender(api_user="acme-mk", email_type="marketing")
-        email_id = await send(client, marketing, "gil@gmail.example", text="News")
+        email_id = await send_to(client, marketing, "gil@gmail.example", text="News")
         msg = await received(mp, wait_for, "gil@gmail.example")
         mailto = re.findall(r"<mailto:([^?>]+)\?", msg["List-Unsubscribe"])[0]
         port = inbound.sockets[0].getsockname()[1]
@@ -184,7 +170,7 @@ async def test_mail_to_the_mailto_address_unsubscribes(
 
         [entry] = await wait_for(on_the_list)
         assert (entry["address"], entry["reason"]) == ("gil@gmail.example", "not_given")
-        item = await email(client, marketing, email_id)
+        item = await email_record(client, marketing, email_id)
         assert item["unsubscribe"]["reason"] == "not_given"
 
         async def all_read() -> bool:  # the forgery and the repeat were read and changed nothing

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from api_calls import email_record, send_to
 
 from app.runtime import connect
 from queue_engine import keys
@@ -32,18 +33,7 @@ def secret(engine_config) -> bytes:
 
 
 async def send_one(client, sender, to: str = "ann@example.com") -> str:
-    body = {"from": "shop@acme.example", "to": [to], "html": "<p>hi</p>"}
-    response = await client.post("/v1/mail/send", json=body, headers=sender.basic)
-    assert response.status_code == 202, response.text
-    [email_id] = response.json()["email_ids"]
-    return str(email_id)
-
-
-async def record(client, sender, email_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/emails/{email_id}", headers=sender.basic)
-    assert response.status_code == 200, response.text
-    item: dict[str, Any] = response.json()
-    return item
+    return await send_to(client, sender, to, html="<p>hi</p>")
 
 
 async def unsubscribes(client, sender) -> list[dict[str, Any]]:
@@ -62,7 +52,7 @@ async def test_the_pixel_records_an_open(client, sender, secret):
     assert response.content == PIXEL and len(PIXEL) == 43
     assert response.headers["content-type"] == "image/gif"
     assert "no-store" in response.headers["cache-control"]
-    item = await record(client, sender, email_id)
+    item = await email_record(client, sender, email_id)
     assert item["open_count"] == 1 and item["click_count"] == 0
     [opened] = item["opens"]
     assert opened["ip"] == "203.0.113.7" and opened["user_agent"] == "Mail/1.0 (Mac)"
@@ -83,7 +73,7 @@ async def test_a_click_redirects_to_its_link_and_is_recorded(client, sender, sec
     assert response.status_code == 302
     assert response.headers["location"] == url
     assert "no-store" in response.headers["cache-control"]
-    item = await record(client, sender, email_id)
+    item = await email_record(client, sender, email_id)
     [clicked] = item["clicks"]
     assert (clicked["url"], clicked["ip"], clicked["user_agent"]) == (url, "203.0.113.7", "Phone")
     assert item["click_count"] == 1 and item["open_count"] == 0
@@ -109,7 +99,7 @@ async def test_forwarded_for_counts_only_from_a_trusted_proxy(
     forwarded = {"x-forwarded-for": "192.0.2.50, 198.51.100.9"}
     await client.get(f"/t/o/{token}", headers=forwarded)  # untrusted: the peer counts
     await proxied_client.get(f"/t/o/{token}", headers=forwarded)  # the hop before the proxy
-    opens = (await record(client, sender, email_id))["opens"]
+    opens = (await email_record(client, sender, email_id))["opens"]
     assert [o["ip"] for o in opens] == ["203.0.113.7", "198.51.100.9"]
 
 
@@ -135,7 +125,7 @@ async def test_tampered_and_garbage_tokens_get_404_and_no_redirect(client, sende
         assert response.json()["error"]["code"] == "not_found"
         pixel = await client.get(f"/t/o/{token if token != opened else good}")
         assert pixel.status_code == 404 and "location" not in pixel.headers
-    item = await record(client, sender, email_id)
+    item = await email_record(client, sender, email_id)
     assert item["open_count"] == item["click_count"] == 0
 
 
@@ -166,7 +156,7 @@ async def test_the_page_asks_and_changes_nothing(client, sender, secret):
     css = await client.get("/static/unsubscribe.css")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
     assert await unsubscribes(client, sender) == []
-    assert (await record(client, sender, email_id))["unsubscribe"] is None
+    assert (await email_record(client, sender, email_id))["unsubscribe"] is None
 
 
 async def test_one_click_unsubscribes_once(client, sender, secret):
@@ -181,7 +171,7 @@ async def test_one_click_unsubscribes_once(client, sender, secret):
     [entry] = await unsubscribes(client, sender)
     assert entry["address"] == "ann@example.com"
     assert entry["reason"] == "not_given"
-    unsub = (await record(client, sender, email_id))["unsubscribe"]
+    unsub = (await email_record(client, sender, email_id))["unsubscribe"]
     assert unsub["reason"] == "not_given" and unsub["time"]
 
 
@@ -194,7 +184,7 @@ async def test_the_page_form_unsubscribes_with_the_reason_picked(client, sender,
     assert response.status_code == 200 and "ann@example.com" in response.text
     [entry] = await unsubscribes(client, sender)
     assert (entry["address"], entry["reason"]) == ("ann@example.com", reason)
-    assert (await record(client, sender, email_id))["unsubscribe"]["reason"] == reason
+    assert (await email_record(client, sender, email_id))["unsubscribe"]["reason"] == reason
 
 
 @pytest.mark.parametrize(
@@ -231,7 +221,7 @@ async def test_a_link_scanner_that_only_gets_unsubscribes_nobody(client, sender,
             response = await client.request(method, path)
             assert response.status_code in (200, 302, 405), (method, path)
     assert await unsubscribes(client, sender) == []
-    assert (await record(client, sender, email_id))["unsubscribe"] is None
+    assert (await email_record(client, sender, email_id))["unsubscribe"] is None
 
 
 async def test_a_bad_unsubscribe_link_is_a_404_page_and_changes_nothing(client, sender, secret):
