@@ -11,6 +11,12 @@ so demo traffic and tests can aim at each behaviour on any domain routed here:
   `spam*`      the profile's spam rejection (plain: 554 5.7.1, in reply to RCPT)
   `tempfail*`  a 4xx on the first attempt for that address, then accepted
   `drop*`      the connection is dropped after DATA is sent, before the reply
+
+A profile's `fault` makes the whole server a broken MP, for the engine's fault
+tests and to watch in the console: `refuse` (a closed port), `stall` (no reply
+at `fault_stage`), `garbage` (a line that is not SMTP at `fault_stage`),
+`tarpit` (every reply one byte a second), `drop_in_data` (the connection cut
+while the message comes in) and `bad_tls` (STARTTLS offered, then no TLS).
 Every server listens on 127.0.0.1 only: the simulator can never send mail out.
 """
 
@@ -22,6 +28,8 @@ import itertools
 import os
 import random
 import re
+import socket
+import ssl
 import string
 import time
 import tomllib
@@ -62,6 +70,13 @@ S554_SPAM = "554 5.7.1 Message rejected as spam"
 PLACEHOLDERS = frozenset({"ip", "rcpt", "host", "id", "time"})
 RATE_WINDOW_SECONDS = 60.0
 _FORCED_PREFIXES = ("unknown", "spam", "tempfail", "drop")
+FAULTS = ("refuse", "stall", "garbage", "tarpit", "drop_in_data", "bad_tls")
+FAULT_STAGES = ("greeting", "ehlo", "mail", "rcpt", "data", "dot")
+"""Where `stall` and `garbage` strike: before the greeting, in reply to EHLO/HELO, MAIL,
+RCPT or DATA, or in reply to the message itself ("dot", the end of DATA)."""
+_STAGE_VERBS = {"ehlo": ("EHLO", "HELO"), "mail": ("MAIL",), "rcpt": ("RCPT",), "data": ("DATA",)}
+GARBAGE_REPLY = "\x00\x1b[7mgarbled\x7f reply"
+TARPIT_SECONDS_PER_BYTE = 1.0
 
 
 # -- profiles ------------------------------------------------------------------------------
@@ -97,6 +112,9 @@ class Profile:
     tempfail_reply: str = S421_TRY_LATER
     drop_share: float = 0.0
     reply_delay: float = 0.0
+    data_delay: float = 0.0
+    fault: str | None = None  # one of FAULTS
+    fault_stage: str = "greeting"  # for "stall" and "garbage": one of FAULT_STAGES
     per_connection: Limit | None = None
     per_minute: Limit | None = None
     per_recipient: Limit | None = None
@@ -129,6 +147,9 @@ _KEYS = frozenset(
         "tempfail_reply",
         "drop_share",
         "reply_delay",
+        "data_delay",
+        "fault",
+        "fault_stage",
         *_LIMITS,
     }
 )
@@ -190,6 +211,19 @@ def _profile(path: Path, name: str, raw: object) -> Profile:
     stage = get.text("spam_stage", "rcpt")
     if stage not in ("rcpt", "data"):
         raise ProfileError(f"{where}: key 'spam_stage': must be 'rcpt' or 'data', got {stage!r}")
+    fault = get.text("fault", None)
+    if fault is not None and fault not in FAULTS:
+        raise ProfileError(
+            f"{where}: key 'fault': must be one of {', '.join(FAULTS)}, got {fault!r}"
+        )
+    fault_stage = get.text("fault_stage", "greeting")
+    if fault_stage not in FAULT_STAGES:
+        raise ProfileError(
+            f"{where}: key 'fault_stage': must be one of {', '.join(FAULT_STAGES)},"
+            f" got {fault_stage!r}"
+        )
+    if "fault_stage" in raw and fault not in ("stall", "garbage"):
+        raise ProfileError(f"{where}: key 'fault_stage': only for fault 'stall' or 'garbage'")
     defaults = Profile()
     return Profile(
         name=name,
@@ -206,6 +240,9 @@ def _profile(path: Path, name: str, raw: object) -> Profile:
         tempfail_reply=get.reply("tempfail_reply", defaults.tempfail_reply),
         drop_share=get.share("drop_share"),
         reply_delay=get.number("reply_delay", 0.0, 0.0, 60.0),
+        data_delay=get.number("data_delay", 0.0, 0.0, 600.0),
+        fault=fault,
+        fault_stage=fault_stage,
         per_connection=get.limit("per_connection"),
         per_minute=get.limit("per_minute"),
         per_recipient=get.limit("per_recipient"),
@@ -346,6 +383,11 @@ class Received:
     mail_from: str
     rcpt_to: str
     data: bytes
+    helo: str = ""
+    """The sender's EHLO name: which engine delivered this copy."""
+    tls: bool = False
+    at: float = 0.0
+    """When it was accepted, on the server's clock."""
 
 
 @dataclass(slots=True)
@@ -522,6 +564,12 @@ class MPHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         profile = self.profile
+        if profile.fault in ("stall", "garbage") and profile.fault_stage == "dot":
+            return await _fault(server)
+        if profile.data_delay > 0:
+            # Content scanning. A connection lost meanwhile cancels this handler:
+            # the message was never accepted, as at a real MP.
+            await asyncio.sleep(profile.data_delay)
         if any(r.lower().startswith("drop") for r in envelope.rcpt_tos) or (
             profile.drop_share > 0 and self.rng.random() < profile.drop_share
         ):
@@ -539,7 +587,16 @@ class MPHandler:
             self._report_later(envelope.mail_from or "", rcpt, content, _peer_ip(session))
             self.state.accepted += 1
             if self.state.keep_messages:
-                self.state.received.append(Received(envelope.mail_from or "", rcpt, content))
+                self.state.received.append(
+                    Received(
+                        envelope.mail_from or "",
+                        rcpt,
+                        content,
+                        session.host_name or "",
+                        session.ssl is not None,
+                        now,
+                    )
+                )
             if profile.per_recipient is not None:
                 self.per_rcpt.add(rcpt.lower(), now)
         if profile.per_minute is not None:
@@ -547,23 +604,77 @@ class MPHandler:
         return self.fill(profile.accept_reply, _peer_ip(session))
 
 
-class _ProfileSMTP(SMTP):
-    """aiosmtpd's SMTP session with the profile's greeting gate, reply delay and 421 close."""
+async def _fault(server: SMTP) -> str:
+    """Play the profile's fault where it strikes: what a garbage MP says there; the
+    other faults never return (the connection's end cancels them)."""
+    assert isinstance(server, _ProfileSMTP)
+    fault = server.sim.profile.fault or ""
+    server.sim.state.events[fault] += 1
+    if fault == "garbage":
+        return GARBAGE_REPLY
+    if fault == "bad_tls":
+        # Says yes, then answers the client's TLS hello with bytes that are not TLS.
+        await server.push("220 2.0.0 Ready to start TLS")
+        await server._reader.read(1)
+        server._writer.write(b"\x00" * 64)
+        await server._writer.drain()
+    elif fault == "drop_in_data":
+        await server.push("354 End data with <CR><LF>.<CR><LF>")
+        await server._reader.readuntil(b"\r\n")  # part of the message is here
+    if fault != "stall" and isinstance(server.transport, asyncio.Transport):
+        server.transport.abort()
+    # A stall never answers; a cut connection reads no more of what was sent. Either
+    # way the session ends here, when the connection is gone.
+    never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    return await never
 
-    def __init__(self, handler: MPHandler, *, hostname: str, ident: str) -> None:
-        super().__init__(handler, hostname=hostname, ident=ident)
+
+class _ProfileSMTP(SMTP):
+    """aiosmtpd's SMTP session with the profile's greeting gate, reply delay, 421 close
+    and fault."""
+
+    def __init__(
+        self,
+        handler: MPHandler,
+        *,
+        hostname: str,
+        ident: str,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(handler, hostname=hostname, ident=ident, tls_context=tls_context)
         self.sim = handler
         self.ident_template = ident
         self.transactions = 0
         self.close_after_reply = False
+        profile = handler.profile
+        verbs = {
+            "stall": _STAGE_VERBS.get(profile.fault_stage, ()),
+            "garbage": _STAGE_VERBS.get(profile.fault_stage, ()),
+            "bad_tls": ("STARTTLS",),
+            "drop_in_data": ("DATA",),
+        }.get(profile.fault or "", ())
+        for verb in verbs:
+            self._smtp_methods[verb] = self._faulty
+
+    async def _faulty(self, arg: str | None) -> None:
+        await self.push(await _fault(self))
 
     async def push(self, status: AnyStr) -> None:
         delay = self.sim.profile.reply_delay
         if delay > 0:
             await asyncio.sleep(delay)
-        await super().push(status)
+        if self.sim.profile.fault == "tarpit":
+            await self._dribble(status.encode("ascii") if isinstance(status, str) else status)
+        else:
+            await super().push(status)
         if self.close_after_reply and self.transport is not None:
             self.transport.close()
+
+    async def _dribble(self, reply: bytes) -> None:
+        for byte in reply + b"\r\n":
+            self._writer.write(bytes([byte]))
+            await self._writer.drain()
+            await asyncio.sleep(TARPIT_SECONDS_PER_BYTE)
 
     async def _handle_client(self) -> None:
         ip = _peer_ip(self.session)
@@ -572,7 +683,13 @@ class _ProfileSMTP(SMTP):
             self.close_after_reply = True
             await self.push(refusal)
             return
+        profile = self.sim.profile
+        if profile.fault == "tarpit":
+            self.sim.state.events["tarpit"] += 1
         try:
+            if profile.fault in ("stall", "garbage") and profile.fault_stage == "greeting":
+                await self.push(await _fault(self))  # garbage for a greeting
+                await asyncio.Future()  # then nothing, until the client leaves
             # aiosmtpd greets with "220 <hostname> <__ident__>" (no name mangling: dunder).
             self.__ident__ = self.sim.fill(self.ident_template, ip)
             await super()._handle_client()
@@ -585,7 +702,8 @@ class MPServer:
 
     Without a profile it accepts everything but the forced local parts, as a
     plain MP; `clock` (monotonic seconds) and `rng` drive the per-minute limits
-    and the dropped-connection share, so tests can set both.
+    and the dropped-connection share, so tests can set both. With `tls_context`
+    it offers STARTTLS.
     """
 
     def __init__(
@@ -598,6 +716,7 @@ class MPServer:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         reporter: Reporter | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.reporter = reporter
         self.requested_port = port
@@ -607,30 +726,44 @@ class MPServer:
         self.state = MPState(keep_messages=keep_messages)
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
+        if tls_context is None and self.profile.fault == "bad_tls":
+            # Only to offer STARTTLS: the fault answers it without a certificate.
+            tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls_context = tls_context
         self._server: asyncio.Server | None = None
+        self._closed_port: socket.socket | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     async def start(self) -> MPServer:
+        if self.profile.fault == "refuse":
+            # Bound, never listening: the port stays ours, and every connection to it
+            # is refused (RST) as at an MX host whose SMTP server is down.
+            self._closed_port = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._closed_port.bind(("127.0.0.1", self.requested_port))
+            return self
         handler = MPHandler(
             self.state, self.profile, self.hostname, self.clock, self.rng, self.reporter
         )
         ident = self.profile.ident or self.name
 
         def protocol() -> SMTP:
-            smtp = _ProfileSMTP(handler, hostname=self.hostname, ident=ident)
+            smtp = _ProfileSMTP(
+                handler, hostname=self.hostname, ident=ident, tls_context=self.tls_context
+            )
             self._sessions.add(smtp)
             return smtp
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            protocol, host="127.0.0.1", port=self.requested_port
+            protocol, host="127.0.0.1", port=self.requested_port, backlog=256
         )
         return self
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        sock = self._server.sockets[0] if self._server is not None else self._closed_port
+        assert sock is not None
+        return int(sock.getsockname()[1])
 
     @property
     def address(self) -> str:
@@ -642,6 +775,9 @@ class MPServer:
         Server.wait_closed() waits for every connection to end, so a client
         that keeps its connection open would otherwise hold the stop forever.
         """
+        if self._closed_port is not None:
+            self._closed_port.close()
+            self._closed_port = None
         if self._server is None:
             return
         self._server.close()

@@ -302,6 +302,10 @@ class Deliverer:
                         email.recipient,
                         self._message(email, body),
                         smtputf8=not email.recipient.isascii(),
+                        # Cut at the lease's end: another engine may have the email then.
+                        within=None
+                        if lease_deadline_ms is None
+                        else (lease_deadline_ms - self.now_ms()) / 1000,
                     )
                 except NoConnection as exc:
                     # This lane gets no connection; the others carry on with the rest.

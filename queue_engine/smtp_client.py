@@ -2,8 +2,18 @@
 
 A connection carries up to `messages_per_connection` transactions (RSET after
 a refused one) and is closed after a short idle time, which is how MTAs keep
-MPs' connection-rate limits happy. Every SMTP step has a timeout, so a slow
-MP costs time but never a stuck worker.
+MPs' connection-rate limits happy. Every SMTP step has a timeout, and an
+attempt as a whole ends by the lease of its email, so a slow MP costs time but
+never a stuck worker, and no other engine can be sending the same email while
+an attempt is still waiting for its answer.
+
+Whatever breaks an attempt is reported at the stage it broke (connect,
+greeting, ehlo, starttls, mail, rcpt, data): a reply an MP really gave is
+classified by its code; a timeout, a lost connection or a reply that is not
+SMTP is temporary, and the connection is closed so that no late reply can be
+read as the answer to a later command. Opportunistic STARTTLS as Postfix does
+it: a handshake that fails moves the attempt on to the next MX (or defers it),
+and that MX is then used without TLS for `TLS_FALLBACK_SECONDS`.
 """
 
 from __future__ import annotations
@@ -26,6 +36,9 @@ from queue_engine.routing import Destination
 from queue_engine.statuses import PauseReason
 
 IDLE_SECONDS = 10.0
+QUIT_SECONDS = 5.0
+TLS_FALLBACK_SECONDS = 3600.0
+"""How long an MX whose STARTTLS failed is used in plain text (by this process)."""
 IP_QUOTA_BLOCK = 20
 LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -63,6 +76,94 @@ class Connection:
     slot: str
     sent: int = 0
     idle_since: float = 0.0
+
+
+STAGE_NAMES = {
+    "connect": "connect",
+    "greeting": "greeting",
+    "ehlo": "EHLO",
+    "starttls": "STARTTLS",
+    "mail": "MAIL FROM",
+    "rcpt": "RCPT TO",
+    "data": "DATA",
+}
+_IN_TRANSACTION = frozenset({"mail", "rcpt", "data"})
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one attempt on one MX got, so whatever breaks it is told at its stage."""
+
+    mx: str
+    timeout: float
+    deadline: float | None
+    """Event-loop time by which the attempt must have its answer (its lease ends)."""
+    stage: str = "connect"
+    greeted: bool = False
+    """The MP answered in SMTP: a later failure is not "never connected"."""
+    sending_ip: str = ""
+    message_sent: bool = False
+
+    def refused(self, code: int, reply: str) -> AttemptResult:
+        outcome = Outcome.PERMANENT if code >= 500 else Outcome.TEMPORARY
+        return AttemptResult(outcome, code, reply, self.mx, self.sending_ip, True, self.stage)
+
+    def failed(self, exc: Exception) -> AttemptResult:
+        """What ended the attempt: an MP's refusal by its code (a broken STARTTLS never
+        bounces mail), anything else temporary, described for the delivery log."""
+        if (
+            isinstance(exc, aiosmtplib.SMTPResponseException)
+            and _is_refusal(exc.code)
+            and self.stage != "starttls"
+        ):
+            return self.refused(exc.code, exc.message)
+        return AttemptResult(
+            Outcome.TEMPORARY,
+            None,
+            self._describe(exc),
+            self.mx,
+            self.sending_ip,
+            self.greeted,
+            self.stage,
+        )
+
+    def _describe(self, exc: Exception) -> str:
+        what = STAGE_NAMES[self.stage]
+        if self.stage == "data" and self.message_sent:
+            what = "end of DATA (the MP may have the message)"
+        if self.stage == "connect":
+            return f"connection failed: {exc}"
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            text = _printable(exc.message)
+            if exc.code == -1:  # aiosmtplib's code for a line that is not a reply
+                return f"malformed reply to {what}: {text}"
+            if self.stage == "starttls":
+                return f"STARTTLS refused: {exc.code} {text}; this MX is next tried without TLS"
+            return f"unexpected reply to {what}: {exc.code} {text}"
+        if self.stage == "starttls":
+            return f"TLS handshake failed: {exc}; this MX is next tried without TLS"
+        if isinstance(exc, TimeoutError):
+            loop_time = asyncio.get_running_loop().time()
+            if self.deadline is not None and loop_time >= self.deadline:
+                return f"timeout at {what}: the attempt ran out of its lease"
+            return f"timeout at {what}: no complete reply within {self.timeout:g}s"
+        if isinstance(exc, ConnectionError):
+            return f"connection lost at {what}: {exc}"
+        return f"{what} failed: {exc}"
+
+
+def _is_refusal(code: int) -> bool:
+    """A 4xx or 5xx: a reply an MP gives on purpose. Anything else where a refusal or
+    the expected reply should be is a broken MP (or not an MP)."""
+    return 400 <= code <= 599
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """What a broken MP sent, fit for the delivery log, the console and CSV exports."""
+    text = text.removeprefix("Malformed SMTP response line: ").rstrip("\r\n")
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in text)[
+        :limit
+    ]
 
 
 class NoConnection(Exception):
@@ -105,23 +206,50 @@ class SmtpPool:
         """Egress source → when its IP quota refills, as far as this process knows."""
         self._open_conns: set[Connection] = set()
         self._tls = _tls_context()
+        self._plain_until: dict[tuple[str, int], float] = {}
+        """MX (host, port) whose STARTTLS failed -> until when it is used without TLS."""
 
     @property
     def policy(self) -> Policy:
         return self.limiter.policy
 
-    async def _open(self, destination: Destination, source: str) -> aiosmtplib.SMTP:
+    async def _open(
+        self, destination: Destination, source: str, progress: _Progress
+    ) -> aiosmtplib.SMTP:
+        """Connect, read the greeting, EHLO, and STARTTLS (then EHLO again) when offered."""
         smtp = aiosmtplib.SMTP(
             hostname=destination.host,
             port=destination.port,
             local_hostname=self.helo_name,
             source_address=(source, 0) if source else None,
             timeout=self.timeout,
-            start_tls=None,
+            start_tls=False,
             tls_context=self._tls,
         )
+        mx = (destination.host, destination.port)
         try:
-            await smtp.connect()
+            async with asyncio.timeout_at(progress.deadline):
+                try:
+                    await smtp.connect()
+                except aiosmtplib.SMTPException as exc:
+                    if _at_greeting(exc):
+                        progress.stage = "greeting"
+                    raise
+                progress.stage, progress.greeted = "ehlo", True
+                sockname = smtp.get_transport_info("sockname")
+                progress.sending_ip = sockname[0] if sockname else source
+                await _hello(smtp)
+                tls_failed_lately = self._plain_until.get(mx, 0) > time.monotonic()
+                if smtp.supports_extension("starttls") and not tls_failed_lately:
+                    progress.stage = "starttls"
+                    await smtp.starttls()
+                    progress.stage = "ehlo"
+                    await _hello(smtp)  # RFC 3207 §4.2: what EHLO said before TLS is void
+        except Exception:
+            if progress.stage == "starttls":
+                self._plain_until[mx] = time.monotonic() + TLS_FALLBACK_SECONDS
+            smtp.close()
+            raise
         except BaseException:
             smtp.close()  # a cancelled connect must not leave the socket open
             raise
@@ -161,12 +289,15 @@ class SmtpPool:
             left, hour = self._ip_budget[source]
             self._ip_budget[source] = (left + 1, hour)
 
-    async def _acquire(self, destination: Destination, domain: str) -> Connection:
+    async def _acquire(
+        self, destination: Destination, domain: str, progress: _Progress
+    ) -> Connection:
         provider = self.policy.provider(domain)
         idle = self._idle[(destination.host, destination.port, provider)]
         while idle:
             conn = idle.pop()
             if conn.smtp.is_connected and await self._ip_quota(conn.source):
+                progress.greeted, progress.sending_ip = True, conn.sending_ip
                 return conn
             await self._release(conn)
         denied: set[SlotDenied] = set()
@@ -181,14 +312,12 @@ class SmtpPool:
                 continue
             self._turn[provider] += 1
             try:
-                smtp = await self._open(destination, source)
+                smtp = await self._open(destination, source, progress)
             except BaseException:
                 await self.limiter.close_slot(source, domain, slot)
                 self._unused_ip_unit(source)
                 raise
-            sockname = smtp.get_transport_info("sockname")
-            sending_ip = sockname[0] if sockname else source
-            conn = Connection(smtp, destination, sending_ip, source, domain, slot)
+            conn = Connection(smtp, destination, progress.sending_ip, source, domain, slot)
             self._open_conns.add(conn)
             return conn
         raise self._why_not(domain, denied)
@@ -223,9 +352,12 @@ class SmtpPool:
             await self.limiter.renew_slots([(c.source, c.domain, c.slot) for c in self._open_conns])
 
     @contextlib.asynccontextmanager
-    async def connection(self, destination: Destination, domain: str) -> AsyncIterator[Connection]:
-        """A live connection to destination for domain, held exclusively until the block ends."""
-        conn = await self._acquire(destination, domain)
+    async def connection(
+        self, destination: Destination, domain: str, progress: _Progress
+    ) -> AsyncIterator[Connection]:
+        """A live connection to destination for domain, held exclusively until the block ends;
+        one the block leaves by an exception is closed, whatever state it is in."""
+        conn = await self._acquire(destination, domain, progress)
         try:
             yield conn
         except BaseException:
@@ -261,7 +393,7 @@ class SmtpPool:
 
 async def _quit(conn: Connection) -> None:
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(QUIT_SECONDS):
             await conn.smtp.quit()
     except (aiosmtplib.SMTPException, OSError, TimeoutError):
         conn.smtp.close()
@@ -275,43 +407,45 @@ async def send_one(
     recipient: str,
     message: bytes,
     smtputf8: bool,
+    within: float | None = None,
 ) -> AttemptResult:
     """One SMTP transaction, trying the destinations in order until one answers.
 
-    Raises NoConnection when the policy allows no connection at all right now.
+    `within` (seconds) bounds the whole attempt: the time left on the email's
+    lease. Raises NoConnection when the policy allows no connection at all now.
     """
+    loop = asyncio.get_running_loop()
+    deadline = None if within is None else loop.time() + within
     failure = AttemptResult(Outcome.TEMPORARY, None, "no destination", "", "", False, "connect")
     for destination in destinations:
-        mx = f"{destination.mx}:{destination.port}"
+        progress = _Progress(f"{destination.mx}:{destination.port}", pool.timeout, deadline)
         try:
-            async with pool.connection(destination, domain) as conn:
-                return await _transaction(conn, mx, sender, recipient, message, smtputf8)
-        except aiosmtplib.SMTPConnectResponseError as exc:
-            failure = _refused_greeting(exc, mx)
-            if failure.outcome is Outcome.PERMANENT:
-                return failure
-        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError, OSError) as exc:
-            failure = AttemptResult(
-                Outcome.TEMPORARY, None, f"connection failed: {exc}", mx, "", False, "connect"
-            )
-        except _Dropped as exc:
-            # The MP saw us: a later attempt must not count as "never connected".
-            return AttemptResult(
-                Outcome.TEMPORARY, None, str(exc), mx, exc.sending_ip, True, exc.stage
-            )
+            async with pool.connection(destination, domain, progress) as conn:
+                return await _transaction(conn, progress, sender, recipient, message, smtputf8)
+        except (aiosmtplib.SMTPException, OSError) as exc:  # OSError: TimeoutError, ssl errors
+            failure = progress.failed(exc)
+        # Once the MP has the envelope, another MX could deliver the message twice.
+        if failure.outcome is Outcome.PERMANENT or progress.stage in _IN_TRANSACTION:
+            return failure
     return failure
 
 
-class _Dropped(Exception):
-    def __init__(self, message: str, stage: str, sending_ip: str) -> None:
-        super().__init__(message)
-        self.stage = stage
-        self.sending_ip = sending_ip
+def _at_greeting(exc: aiosmtplib.SMTPException) -> bool:
+    """Whether connect() failed after the TCP connection was made: aiosmtplib reports the
+    greeting's refusal, loss or timeout as connect errors caused by an SMTP error."""
+    return isinstance(exc, aiosmtplib.SMTPResponseException) or isinstance(
+        exc.__cause__, aiosmtplib.SMTPException
+    )
 
 
-def _refused_greeting(exc: aiosmtplib.SMTPResponseException, mx: str) -> AttemptResult:
-    outcome = Outcome.PERMANENT if exc.code >= 500 else Outcome.TEMPORARY
-    return AttemptResult(outcome, exc.code, exc.message, mx, "", True, "connect")
+async def _hello(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO where EHLO is not recognised (RFC 5321 §3.2)."""
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError as exc:
+        if exc.code not in (500, 502):
+            raise
+        await smtp.helo()
 
 
 def wire_body(body: bytes) -> bytes:
@@ -326,70 +460,74 @@ def wire_body(body: bytes) -> bytes:
     return LEADING_DOT.sub(b"..", body)
 
 
-async def _data(smtp: aiosmtplib.SMTP, wire: bytes) -> aiosmtplib.SMTPResponse:
-    """DATA with a message already in wire form (`wire_body`, CRLF header lines)."""
-    start = await smtp.execute_command(b"DATA")
-    if start.code != 354:
-        raise aiosmtplib.SMTPDataError(start.code, start.message)
+async def _end_of_data(smtp: aiosmtplib.SMTP, wire: bytes) -> aiosmtplib.SMTPResponse:
+    """The message, already in wire form (`wire_body`, CRLF header lines), and its reply."""
     protocol = smtp.protocol
     if protocol is None:
         raise aiosmtplib.SMTPServerDisconnected("connection lost at DATA")
     # aiosmtplib ignores data that arrives while no reply is expected; say we expect one.
     protocol._response_pending = True
     protocol.write(wire + b".\r\n")
-    try:
-        response = await protocol.read_response(timeout=smtp.timeout)
-    except aiosmtplib.SMTPTimeoutError:
-        smtp.close()  # the late reply would be mistaken for the next command's
-        raise
-    if response.code != 250:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-    return response
+    return await protocol.read_response(timeout=smtp.timeout)
 
 
-async def _expect(smtp: aiosmtplib.SMTP, code: int, *command: bytes) -> None:
+async def _expect(smtp: aiosmtplib.SMTP, codes: tuple[int, ...], *command: bytes) -> None:
     response = await smtp.execute_command(*command)
-    if response.code not in (code, 251):
+    if response.code not in codes:
         raise aiosmtplib.SMTPResponseException(response.code, response.message)
 
 
-async def _transaction(
-    conn: Connection, mx: str, sender: str, recipient: str, message: bytes, smtputf8: bool
-) -> AttemptResult:
-    smtp = conn.smtp
-    stage = "mail"
+async def _reset(smtp: aiosmtplib.SMTP, deadline: float | None) -> None:
+    """RSET after a refusal, so the connection can carry the next email; closed if it fails."""
     try:
-        mail = [b"MAIL", b"FROM:<" + sender.encode() + b">"]
-        if smtputf8:
-            if not smtp.supports_extension("smtputf8"):
-                return AttemptResult(
-                    Outcome.PERMANENT,
-                    553,
-                    "5.6.7 recipient needs SMTPUTF8, which the MP lacks",
-                    mx,
-                    conn.sending_ip,
-                    True,
-                    stage,
-                )
-            mail.append(b"SMTPUTF8")
-        # Addresses were validated at submission; aiosmtplib's mail()/rcpt() would
-        # parse them again with email.utils on every message.
-        await _expect(smtp, 250, *mail)
-        stage = "rcpt"
-        await _expect(smtp, 250, b"RCPT", b"TO:<" + recipient.encode() + b">")
-        stage = "data"
-        response = await _data(smtp, message)
-    except aiosmtplib.SMTPServerDisconnected as exc:
-        raise _Dropped(
-            f"connection lost at {stage.upper()}: {exc}", stage, conn.sending_ip
-        ) from None
-    except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
-        raise _Dropped(f"timeout at {stage.upper()}: {exc}", stage, conn.sending_ip) from None
+        async with asyncio.timeout_at(deadline):
+            await _expect(smtp, (250,), b"RSET")
+    except (aiosmtplib.SMTPException, OSError):
+        smtp.close()
+
+
+async def _transaction(
+    conn: Connection,
+    progress: _Progress,
+    sender: str,
+    recipient: str,
+    message: bytes,
+    smtputf8: bool,
+) -> AttemptResult:
+    """MAIL, RCPT, DATA. A refusal is returned (the connection goes on); anything else
+    that goes wrong is raised, so that the connection is closed."""
+    smtp = conn.smtp
+    progress.stage = "mail"
+    mail = [b"MAIL", b"FROM:<" + sender.encode() + b">"]
+    if smtputf8:
+        if not smtp.supports_extension("smtputf8"):
+            return progress.refused(553, "5.6.7 recipient needs SMTPUTF8, which the MP lacks")
+        mail.append(b"SMTPUTF8")
+    try:
+        async with asyncio.timeout_at(progress.deadline):
+            # Addresses were validated at submission; aiosmtplib's mail()/rcpt() would
+            # parse them again with email.utils on every message.
+            await _expect(smtp, (250,), *mail)
+            progress.stage = "rcpt"
+            await _expect(smtp, (250, 251), b"RCPT", b"TO:<" + recipient.encode() + b">")
+            progress.stage = "data"
+            await _expect(smtp, (354,), b"DATA")
+            progress.message_sent = True
+            response = await _end_of_data(smtp, message)
+            if response.code != 250:
+                raise aiosmtplib.SMTPResponseException(response.code, response.message)
     except aiosmtplib.SMTPResponseException as exc:
-        with contextlib.suppress(aiosmtplib.SMTPException):
-            await smtp.rset()
-        outcome = Outcome.PERMANENT if exc.code >= 500 else Outcome.TEMPORARY
-        return AttemptResult(outcome, exc.code, exc.message, mx, conn.sending_ip, True, stage)
+        if not _is_refusal(exc.code):
+            raise
+        refused = progress.refused(exc.code, exc.message)
+        await _reset(smtp, progress.deadline)
+        return refused
     return AttemptResult(
-        Outcome.DELIVERED, response.code, response.message, mx, conn.sending_ip, True, "data"
+        Outcome.DELIVERED,
+        response.code,
+        response.message,
+        progress.mx,
+        conn.sending_ip,
+        True,
+        "data",
     )
