@@ -49,7 +49,9 @@ TEST_CONFIG = EngineConfig(
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    # Never killed, so an fsync before every reply (the product's default) would
+    # only make every test wait on the disk.
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendfsync="everysec")
     yield server.start()
     server.stop()
 
