@@ -152,6 +152,7 @@ def _run_until_signal(coro: Awaitable[None]) -> None:
 async def _web(settings: Settings, url: str) -> None:
     import uvicorn
 
+    from app.http_protocol import GuardedHttpProtocol
     from web.app import create_web_app
 
     app = create_web_app(runtime.api_config(settings), runtime.connect(url))
@@ -162,6 +163,7 @@ async def _web(settings: Settings, url: str) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        http=GuardedHttpProtocol,  # slowloris: a deadline and a size cap on request headers
     )
 
     class Server(uvicorn.Server):

@@ -43,32 +43,43 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
+        cut = False
+
+        async def closing(message: Message) -> None:
+            # The rest of a refused body would keep the connection busy: end it.
+            if cut and message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            cut = True
             response = error_response(
                 413, "too_large", f"the body is larger than {limit} bytes", "body"
             )
-            await response(scope, receive, send)
+            await response(scope, receive, closing)
             return
         deadline = time.monotonic() + self.timeout_seconds
         received = 0
         complete = False
 
         async def limited() -> Message:
-            nonlocal received, complete
+            nonlocal received, complete, cut
             if complete:  # the body is in: what is left to wait for is the disconnect
                 return await receive()
             try:
                 message = await asyncio.wait_for(receive(), deadline - time.monotonic())
             except TimeoutError:
+                cut = True
                 raise ApiError(408, "the request body arrived too slowly", field="body") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    cut = True
                     raise ApiError(413, f"the body is larger than {limit} bytes", field="body")
                 complete = not message.get("more_body", False)
             return message
 
-        await self.app(scope, limited, send)
+        await self.app(scope, limited, closing)
 
 
 def _framing(scope: Scope) -> tuple[str | None, bool]:
