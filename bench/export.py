@@ -26,6 +26,7 @@ import argparse
 import csv
 import gzip
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -158,11 +159,11 @@ async def run_worker(url: str, directory: Path) -> dict[str, Any]:
     redis = runtime.connect(url)
     try:
         worker = ExportWorker(redis, directory)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         task = await worker.run_once()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert task is not None and task.status.value == "success", task
-        return {"rows": task.rows, "seconds": seconds, "file_size": task.file_size}
+        return {"rows": task.rows, "seconds": seconds, "cpu": cpu, "file_size": task.file_size}
     finally:
         await redis.aclose()
 
@@ -172,7 +173,7 @@ async def run_baseline(url: str, directory: Path) -> dict[str, Any]:
     redis = runtime.connect(url)
     path = directory / "baseline.csv.gz"
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         rows = 0
         index, hi = keys.index_all(ACCOUNT), "+"
         with gzip.open(path, "wt", compresslevel=COMPRESS_LEVEL, newline="") as fh:
@@ -188,15 +189,29 @@ async def run_baseline(url: str, directory: Path) -> dict[str, Any]:
                 writer.writerows(h.values() for h in hashes)
                 rows += len(ids)
                 hi = "(" + ids[-1]
-        seconds = time.perf_counter() - started
-        return {"rows": rows, "seconds": seconds, "file_size": path.stat().st_size}
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return {"rows": rows, "seconds": seconds, "cpu": cpu, "file_size": path.stat().st_size}
     finally:
         path.unlink(missing_ok=True)
         await redis.aclose()
 
 
+async def redis_cpu(url: str) -> float:
+    redis = runtime.connect(url)
+    try:
+        info = await redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        await redis.aclose()
+
+
 def measured(role: str, url: str, directory: Path) -> dict[str, Any]:
-    """Run one side in a child process under /usr/bin/time -v: its result and resources."""
+    """Run one side in a child process under /usr/bin/time -v: its result and resources.
+
+    CPU per row (the process's own, measured around the job, and Redis's) is the
+    steadier figure on a machine shared with other work; what an idle machine would
+    do is rows / the busier of the two."""
+    before = runtime.run(redis_cpu(url))
     command = [
         sys.executable,
         "-m",
@@ -221,6 +236,10 @@ def measured(role: str, url: str, directory: Path) -> dict[str, Any]:
     if user and system:
         result["cpu_seconds"] = round(float(user.group(1)) + float(system.group(1)), 2)
     result["rows_per_s"] = round(result["rows"] / result["seconds"])
+    result["redis_cpu"] = runtime.run(redis_cpu(url)) - before
+    result["cpu_us_per_row"] = round(result["cpu"] / result["rows"] * 1e6, 2)
+    result["redis_cpu_us_per_row"] = round(result["redis_cpu"] / result["rows"] * 1e6, 2)
+    result["cpu_bound_rows_per_s"] = round(result["rows"] / max(result["cpu"], result["redis_cpu"]))
     return result
 
 
@@ -278,6 +297,20 @@ def main(argv: list[str] | None = None) -> int:
             note="ExportWorker.run_once (claim to finished task) in its own process on "
             "uvloop; baseline: pipelined HGETALL + csv module + gzip, same index, same "
             "compression level, faster of a run before and one after",
+        )
+        emit(
+            metric="export_cpu_us_per_row",
+            value=export["cpu_us_per_row"],
+            unit="us/row",
+            redis=export["redis_cpu_us_per_row"],
+            cpu_bound_rows_per_s=export["cpu_bound_rows_per_s"],
+            baseline=baseline["cpu_us_per_row"],
+            baseline_redis=baseline["redis_cpu_us_per_row"],
+            baseline_cpu_bound_rows_per_s=baseline["cpu_bound_rows_per_s"],
+            load_avg=[round(x, 2) for x in os.getloadavg()],
+            note="CPU of the worker process (all threads) and of Redis per row written; "
+            "cpu_bound_rows_per_s = rows / the larger of the two, what a machine with a "
+            "core free for each would reach; steadier than rows/s on a shared machine",
         )
         emit(
             metric="export_peak_rss_mb",
