@@ -20,7 +20,6 @@ import gzip
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from queue_engine.records import CLICKS, OPENS, iso
 from queue_engine.suppression import Entry
@@ -223,14 +222,3 @@ class CsvGzipWriter:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> CsvGzipWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -436,9 +436,10 @@ async def test_engine_process_runs_the_export_worker(
 
 def test_csv_is_utf8_with_a_header_row(tmp_path) -> None:
     path = tmp_path / "x.csv.gz"
-    with CsvGzipWriter(path, ("a", "b")) as out:
-        out.write([csv_line(["日本語", "line\nbreak, comma"])])
-        out.write([])
+    out = CsvGzipWriter(path, ("a", "b"))
+    out.write([csv_line(["日本語", "line\nbreak, comma"])])
+    out.write([])
+    out.close()
     text = gzip.decompress(path.read_bytes()).decode("utf-8")
     assert list(csv.reader(io.StringIO(text, newline=""))) == [
         ["a", "b"],

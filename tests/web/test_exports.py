@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from crash_harness import page_all
 from redis.asyncio import Redis
 
 from app.runtime import connect
@@ -80,22 +81,6 @@ async def download(
     assert int(response.headers["content-length"]) == task["file_size"] == len(response.content)
     text = gzip.decompress(response.content).decode("utf-8")
     return list(csv.DictReader(io.StringIO(text, newline="")))
-
-
-async def listing(
-    client: httpx.AsyncClient, auth: dict[str, str], **params: Any
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = {**params, "limit": 1000, **({"cursor": cursor} if cursor else {})}
-        response = await client.get("/v1/emails", params=query, headers=auth)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 def seconds(iso: str) -> float:
@@ -188,7 +173,7 @@ async def test_an_export_of_10000_emails_matches_the_email_listing_row_for_row(
     assert task["rows"] == task["progress"]["rows"] == 10_000
     assert task["progress"]["percent"] == 100.0
     rows = await download(client, sender.bearer, task)
-    items = await listing(client, sender.bearer)
+    items = await page_all(client, sender.bearer)
     assert len(items) == len(rows) == 10_000
     assert parsed(rows) == [as_row(item) for item in items]
     assert {r["recipient"] for r in rows} >= {
@@ -205,7 +190,7 @@ async def test_an_export_of_10000_emails_matches_the_email_listing_row_for_row(
         client, sender.basic, worker, filter={"tag": "=tag1", "status": "delivered"}
     )
     rows = await download(client, sender.basic, tagged)
-    items = await listing(client, sender.basic, tag="=tag1", status="delivered")
+    items = await page_all(client, sender.basic, tag="=tag1", status="delivered")
     assert 0 < len(rows) == len(items) < 10_000
     assert parsed(rows) == [as_row(item) for item in items]
     assert tagged["filter"]["tag"] == "=tag1" and tagged["filter"]["api_user"] == sender.api_user
