@@ -1,0 +1,175 @@
+"""Redis restart (issue 10, point 2): the embedded redis-server (AOF, fsync before every
+reply) is SIGKILLed while a sender posts mail and an engine process delivers it, then
+started again on the same data dir.
+
+Nothing acknowledged is lost (every email of a 202 exists afterwards and ends
+`delivered`), the web app and the engine reconnect by themselves (no restart of
+either), and while Redis is down the send API answers 503 `storage_unavailable`
+and the console a "Storage unavailable" page: never a 500 or a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from crash_harness import Engines, TracingMP, requesting_now, until
+from soak_harness import POLICY
+
+from app.embedded_redis import EmbeddedRedis
+from app.runtime import connect
+from queue_engine import keys
+from queue_engine.accounts import EmailType, create_account, create_api_user
+from web.api import ApiConfig
+from web.app import create_web_app
+from web.session import COOKIE, Session, SessionCodec
+
+DOMAINS = [f"restart{d}.example" for d in range(2)]
+
+
+@dataclass
+class Traffic:
+    """A sender posting 20 recipients at a time, as fast as it is answered."""
+
+    client: httpx.AsyncClient
+    auth: dict[str, str]
+    acknowledged: list[str] = field(default_factory=list)
+    answers: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    calls: int = 0
+
+    async def run(self) -> None:
+        while True:
+            n = self.calls
+            self.calls += 1
+            to = [f"u{n}-{i}@{DOMAINS[i % len(DOMAINS)]}" for i in range(20)]
+            body = {"from": "shop@acme.example", "to": to, "subject": "s", "text": "t"}
+            response = await self.client.post("/v1/mail/send", json=body, headers=self.auth)
+            self.answers[response.status_code] += 1
+            if response.status_code == 202:
+                self.acknowledged += response.json()["email_ids"]
+            else:
+                self.errors[response.json()["error"]["code"]] += 1
+                await asyncio.sleep(0.05)  # a client backing off, as Retry-After asks
+
+
+@pytest.fixture
+def redis_dir() -> Iterator[Path]:
+    # Short, so the server listens on a unix socket whose path (the URL) survives a restart.
+    path = Path(tempfile.mkdtemp(prefix="mp-restart-"))
+    yield path
+    with contextlib.suppress(OSError):
+        for child in sorted(path.rglob("*"), reverse=True):
+            child.unlink() if not child.is_dir() else child.rmdir()
+        path.rmdir()
+
+
+@pytest.fixture
+async def tracing_mp() -> AsyncIterator[TracingMP]:
+    server = await TracingMP().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_redis_killed_and_restarted_loses_nothing_acknowledged(
+    redis_dir, tracing_mp, tmp_path, engine_config
+):
+    server = EmbeddedRedis(redis_dir)
+    url = server.start()
+    assert url.startswith("unix://")
+    redis = connect(url)
+    await create_account(redis, "acme", "admin@acme.example")
+    api_user = await create_api_user(redis, "acme", "acme-tx", EmailType.TRANSACTIONAL)
+    basic = base64.b64encode(f"acme-tx:{api_user.api_key}".encode()).decode()
+    engines = Engines.to(tracing_mp, url, tmp_path, POLICY)
+    app = create_web_app(ApiConfig(engine=engine_config), connect(url))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    session = Session("tok", "acme", "admin@acme.example", int(time.time()) + 600)
+    cookie = SessionCodec(engine_config.secret).encode(session)
+    restarted: EmbeddedRedis | None = None
+    async with httpx.AsyncClient(transport=transport, base_url="http://mailpulse.test") as c:
+        c.cookies.set(COOKIE, cookie)
+        traffic = Traffic(c, {"authorization": f"Basic {basic}"})
+        sending = asyncio.create_task(traffic.run())
+        try:
+            engines.start("engine-1.restart", lease_seconds=3)
+            await until(lambda: len(tracing_mp.seen) >= 500, "500 delivered", engines, 60)
+            assert (await c.get("/", headers={"accept": "text/html"})).status_code == 200
+
+            # SIGKILL: no shutdown, no last AOF flush; what Redis acknowledged must be on disk.
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGKILL)
+            server.stop()  # reaps the dead process; nothing else to stop
+            acknowledged_before = len(traffic.acknowledged)
+            down_since = traffic.calls
+            await until(lambda: traffic.calls >= down_since + 5, "sends while down", engines)
+            page = await c.get("/", headers={"accept": "text/html"})
+            assert page.status_code == 503, page.text
+            assert "Storage unavailable" in page.text and "Traceback" not in page.text
+            health = await c.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["error"]["code"] == "storage_unavailable"
+            assert len(traffic.acknowledged) == acknowledged_before, "a 202 while Redis is down"
+            engines.check_alive()
+
+            restarted = EmbeddedRedis(redis_dir)
+            assert restarted.start() == url
+            # The same web app and engine carry on: new sends are accepted and delivered.
+            await until(
+                lambda: len(traffic.acknowledged) >= acknowledged_before + 200,
+                "202s again after the restart",
+                engines,
+                30,
+            )
+            assert (await c.get("/", headers={"accept": "text/html"})).status_code == 200
+        finally:
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+
+        ids = traffic.acknowledged
+        assert len(set(ids)) == len(ids)
+        redis = connect(url)
+
+        async def all_delivered() -> bool:
+            return not await requesting_now(redis, ids)
+
+        await until(all_delivered, "every acknowledged email delivered", engines, 60)
+        async with redis.pipeline(transaction=False) as pipe:
+            for email_id in ids:
+                pipe.hget(keys.email(email_id), "status")
+            statuses = Counter(await pipe.execute())
+        assert statuses == Counter(delivered=len(ids)), statuses
+        assert set(ids) <= set(tracing_mp.seen), "an acknowledged email never reached the MP"
+        # Sends were refused as storage_unavailable only, never with a 500.
+        assert set(traffic.answers) <= {202, 503}, traffic.answers
+        assert set(traffic.errors) == {"storage_unavailable"}, traffic.errors
+        twice = sum(1 for n in tracing_mp.seen.values() if n > 1)
+        # Calls answered 503 may have left records behind that no queue holds.
+        stranded = len(await requesting_now(redis, sorted(await _all_records(redis))))
+        print(
+            f"\nredis restart: {len(ids)} acknowledged, all delivered; answers"
+            f" {dict(traffic.answers)}; sent twice {twice}; stranded {stranded}"
+        )
+        await redis.aclose()
+    engines.kill_all()
+    if restarted is not None:
+        restarted.stop()
+
+
+async def _all_records(redis) -> set[str]:
+    prefix = keys.email("")
+    return {key[len(prefix) :] async for key in redis.scan_iter(match=f"{prefix}*", count=1000)}
