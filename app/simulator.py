@@ -858,7 +858,8 @@ class Simulator:
         for profile in self.profiles:
             served = [*profile.domains, *(["* (every other domain)"] if profile.catch_all else [])]
             address = self.servers[profile.name].address
-            lines.append(f"MP simulator {profile.name} listening on {address}: {', '.join(served)}")
+            state = "refusing connections" if profile.fault == "refuse" else "listening"
+            lines.append(f"MP simulator {profile.name} {state} on {address}: {', '.join(served)}")
         return lines
 
 
