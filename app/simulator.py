@@ -450,8 +450,10 @@ class MPHandler:
         clock: Callable[[], float],
         rng: random.Random,
         reporter: Reporter | None = None,
+        on_accept: Callable[[Received], None] | None = None,
     ) -> None:
         self.reporter = reporter
+        self.on_accept = on_accept
         self.state = state
         self.profile = profile
         self.hostname = hostname
@@ -586,17 +588,18 @@ class MPHandler:
         for rcpt in envelope.rcpt_tos:
             self._report_later(envelope.mail_from or "", rcpt, content, _peer_ip(session))
             self.state.accepted += 1
+            copy = Received(
+                envelope.mail_from or "",
+                rcpt,
+                content,
+                session.host_name or "",
+                session.ssl is not None,
+                now,
+            )
             if self.state.keep_messages:
-                self.state.received.append(
-                    Received(
-                        envelope.mail_from or "",
-                        rcpt,
-                        content,
-                        session.host_name or "",
-                        session.ssl is not None,
-                        now,
-                    )
-                )
+                self.state.received.append(copy)
+            if self.on_accept is not None:
+                self.on_accept(copy)
             if profile.per_recipient is not None:
                 self.per_rcpt.add(rcpt.lower(), now)
         if profile.per_minute is not None:
@@ -703,7 +706,7 @@ class MPServer:
     Without a profile it accepts everything but the forced local parts, as a
     plain MP; `clock` (monotonic seconds) and `rng` drive the per-minute limits
     and the dropped-connection share, so tests can set both. With `tls_context`
-    it offers STARTTLS.
+    it offers STARTTLS; `on_accept` sees each accepted copy as it is accepted.
     """
 
     def __init__(
@@ -717,8 +720,10 @@ class MPServer:
         rng: random.Random | None = None,
         reporter: Reporter | None = None,
         tls_context: ssl.SSLContext | None = None,
+        on_accept: Callable[[Received], None] | None = None,
     ) -> None:
         self.reporter = reporter
+        self.on_accept = on_accept
         self.requested_port = port
         self.name = name or (profile.name if profile is not None else "mp")
         self.profile = profile if profile is not None else Profile(name=self.name)
@@ -742,7 +747,13 @@ class MPServer:
             self._closed_port.bind(("127.0.0.1", self.requested_port))
             return self
         handler = MPHandler(
-            self.state, self.profile, self.hostname, self.clock, self.rng, self.reporter
+            self.state,
+            self.profile,
+            self.hostname,
+            self.clock,
+            self.rng,
+            self.reporter,
+            self.on_accept,
         )
         ident = self.profile.ident or self.name
 

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from redis.asyncio import Redis
 
+from app.simulator import MPServer, Profile, Received
 from queue_engine import keys
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,61 +44,39 @@ class Copy:
 
 @dataclass
 class TracingMP:
-    """An aiosmtpd MP on 127.0.0.1 that accepts everything; its DATA reply takes `delay` s."""
+    """The simulator's plain MP (it accepts everything; answering the message takes
+    `delay` s), with each accepted copy traced to the engine that sent it."""
 
     delay: float = 0.0
     copies: list[Copy] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)  # email id -> accepted copies
     accepted_from: Counter[str] = field(default_factory=Counter)  # EHLO name -> copies
-    _server: asyncio.Server | None = None
-    _sessions: weakref.WeakSet[SMTP] = field(default_factory=weakref.WeakSet)
+    _server: MPServer | None = None
 
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.delay:
-            # MP latency, not synchronisation. A connection lost meanwhile (a killed
-            # engine) cancels this handler: that copy was never accepted.
-            await asyncio.sleep(self.delay)
-        content = envelope.content if isinstance(envelope.content, bytes) else b""
-        match = MESSAGE_ID.search(content)
+    def _trace(self, accepted: Received) -> None:
+        # A connection lost during the delay (a killed engine) accepts nothing.
+        match = MESSAGE_ID.search(accepted.data)
         email_id = match.group(1).decode() if match else "?"
-        now = time.monotonic()
-        for rcpt in envelope.rcpt_tos:
-            copy = Copy(email_id, rcpt, session.host_name or "?", now)
-            self.copies.append(copy)
-            self.seen[email_id] += 1
-            self.accepted_from[copy.helo] += 1
-        return "250 2.0.0 Ok: queued"
+        copy = Copy(email_id, accepted.rcpt_to, accepted.helo or "?", accepted.at)
+        self.copies.append(copy)
+        self.seen[email_id] += 1
+        self.accepted_from[copy.helo] += 1
 
     async def start(self) -> TracingMP:
-        def protocol() -> SMTP:
-            smtp = SMTP(self, hostname="tracing-mp.test", ident="tracing-mp")
-            self._sessions.add(smtp)
-            return smtp
-
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(protocol, host="127.0.0.1", port=0, backlog=256)
+        profile = Profile(name="tracing-mp", data_delay=self.delay)
+        server = MPServer(keep_messages=False, profile=profile, on_accept=self._trace)
+        self._server = await server.start()
         return self
 
     @property
     def port(self) -> int:
         assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._server.port
 
     async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for smtp in list(self._sessions):
-            if isinstance(smtp.transport, asyncio.Transport):
-                smtp.transport.abort()
-        await self._server.wait_closed()
-        self._server = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
 
     def by_engine(self) -> dict[str, Counter[str]]:
         found: dict[str, Counter[str]] = defaultdict(Counter)
