@@ -7,50 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-import uvicorn
 from conftest import Sender
-from redis.asyncio import Redis
+from hostile.conftest import DEADLINE
 
-from app.http_protocol import GuardedHttpProtocol
-from app.runtime import connect
-from queue_engine.config import EngineConfig
-from web.api import ApiConfig
-from web.app import create_web_app
-
-DEADLINE = 0.5
-"""Header and body deadlines of this server (10 s and 60 s in production)."""
 TRICKLE = 0.05
 """The slow client's pause between two bytes: its own behaviour, not a synchronisation."""
-
-
-class FastGuard(GuardedHttpProtocol):
-    header_timeout_seconds = DEADLINE
-
-
-@pytest.fixture
-async def server(
-    redis_url: str, redis: Redis, engine_config: EngineConfig
-) -> AsyncIterator[tuple[str, int]]:
-    app = create_web_app(
-        ApiConfig(engine=engine_config, body_timeout_seconds=DEADLINE), connect(redis_url)
-    )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="error", lifespan="on", http=FastGuard
-    )
-    uv = uvicorn.Server(config)
-    uv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield "127.0.0.1", uv.servers[0].sockets[0].getsockname()[1]
-    uv.should_exit = True
-    await task
 
 
 async def trickle(writer: asyncio.StreamWriter, data: bytes, closed: asyncio.Event) -> int:

@@ -160,6 +160,8 @@ class QueuePages:
             return
         if message.get("action") == "history":
             queue = message.get("queue")
+            if not isinstance(queue, str):  # a list or an object is no key: it would crash
+                return
             points = [[p["t"], p["q"][queue]] for p in _history(feed) if queue in p["q"]]
             reply = {"type": "queue_history", "queue": queue, "points": points}
             await websocket.send_text(json.dumps(reply))
