@@ -164,6 +164,9 @@ async def _web(settings: Settings, url: str) -> None:
         access_log=False,
         lifespan="on",
         http=GuardedHttpProtocol,  # slowloris: a deadline and a size cap on request headers
+        # The console's frames are made once for every page; compressing them per socket
+        # would cost per page what sharing saves (twice the CPU per tick, BENCHMARKS.md).
+        ws_per_message_deflate=False,
     )
 
     class Server(uvicorn.Server):

@@ -1,12 +1,13 @@
 """The queue page's live frames: each tick, only what changed since the previous one.
 
-First a JSON frame of numbers: pending and the three windows' counts of each
-queue whose numbers moved, as small integers. Then HTML that htmx swaps in by
-id: the rows whose look changed (status, pause), and the summary with any new
-rows. Rows hold no numbers, so a busy queue whose counts move every tick costs
-a few dozen bytes of JSON instead of a re-rendered row. The delta is made once
-per account per tick, together with the full state that a page that has just
-connected gets (web/ws_hub.py picks which one each client needs).
+A tick is HTML that htmx swaps in by id: the rows whose look changed (status,
+pause), if any, then the summary, which carries the numbers as JSON in an
+inert <template> (pending and the three windows' counts of each queue whose numbers
+moved, as small integers) and any new rows. Rows hold no numbers, so a busy
+queue whose counts move every tick costs a few dozen bytes instead of a
+re-rendered row, and a quiet tick is one small message. The delta is made
+once per account per tick, together with the full state that a page that has
+just connected gets (web/ws_hub.py picks which one each client needs).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from queue_engine import keys
 from queue_engine.snapshot import QueueStatus
@@ -117,8 +119,12 @@ class QueueFrames:
         html = self._list.render(rows=rows, oob=oob)
         return _BETWEEN_TAGS.sub("><", html.strip())
 
-    def summary(self, snapshot: Snapshot, oob: bool) -> str:
-        html = self._summary.render(snap=snapshot, windows=WINDOWS, oob=oob)
+    def summary(self, snapshot: Snapshot, numbers: dict[str, Any]) -> str:
+        # Not autoescaped (each quote would become five bytes, for every client): with
+        # "<" and "&" written as JSON escapes, HTML reads it back as the same text.
+        text = _compact(numbers).replace("<", "\\u003c").replace("&", "\\u0026")
+        block = Markup(text)  # noqa: S704 (made safe just above)
+        html = self._summary.render(snap=snapshot, windows=WINDOWS, oob=True, numbers=block)
         return _BETWEEN_TAGS.sub("><", html.strip())
 
     def tick(self, snapshot: Snapshot, shown: Shown) -> tuple[Tick, dict[str, Any], Shown]:
@@ -140,26 +146,25 @@ class QueueFrames:
             (changed if before is not None else added).append(rid)
         gone = [rid for rid in shown.rows if rid not in rows]
         point = {"t": snapshot.now_ms, "total": snapshot.total_numbers(), "q": numbers_now}
-        summary = self.summary(snapshot, oob=True)
-        full_html = summary + self.queue_list([html for _, html in rows.values()], oob=True)
-        full_json = _compact({"type": "points", "full": 1, **point})
-        full = (full_json, full_html)
+        full_list = self.queue_list([html for _, html in rows.values()], oob=True)
+        full = (self.summary(snapshot, {"full": 1, **point}) + full_list,)
         if not rows or not shown.rows:
             # To or from the empty table: the list is one block either way.
             return Tick(full, full), point, Shown(rows, numbers_now)
         moved = {rid: n for rid, n in numbers_now.items() if shown.numbers.get(rid) != n}
-        delta_json = {"type": "points", "t": snapshot.now_ms, "total": point["total"], "q": moved}
+        delta_numbers = {"t": snapshot.now_ms, "total": point["total"], "q": moved}
         if gone:
-            delta_json["gone"] = gone
+            delta_numbers["gone"] = gone
         # Rows in a frame of their own: htmx parses a message as the content of a
         # <template>, whose first element decides the parsing mode, and a <tbody>
         # after a <div> would be dropped.
         rows_html = [f'<tbody id="{rid}" hx-swap-oob="delete"></tbody>' for rid in gone]
         rows_html += [_oob(rows[rid][1]) for rid in changed]
+        summary = self.summary(snapshot, delta_numbers)
         if added:
             # A row that is not on the page yet goes at the table's end (the page sorts).
             new = "".join(rows[rid][1] for rid in added)
             summary += f'<table hx-swap-oob="beforeend:#queue-table">{new}</table>'
-        # The summary last: it carries the tick's time, so the tick has landed with it.
-        delta = (_compact(delta_json), *(["".join(rows_html)] if rows_html else []), summary)
+        # The summary last: its numbers fill the rows, and the tick has landed with it.
+        delta = (*(["".join(rows_html)] if rows_html else []), summary)
         return Tick(full, delta), point, Shown(rows, numbers_now)

@@ -96,6 +96,7 @@ class QueuePages:
                 "windows": WINDOWS,
                 "window": window,
                 "oob": False,
+                "numbers": None,
                 "nav": "queues",
             },
         )

@@ -1,8 +1,8 @@
 // The live queue page: numbers, charts, window switch, filters, sort, countdowns.
 // Rows arrive as HTML over the socket (htmx ws extension swaps them by id), only
-// when their look changes; the numbers arrive as JSON on the same socket, only
+// when their look changes; the numbers arrive as JSON inside the summary, only
 // the queues whose numbers moved (web/console/queue_frames.py), and are put
-// into the rows and charts here.
+// into the rows and charts here. Chart history comes as plain JSON messages.
 (function () {
   "use strict";
 
@@ -65,26 +65,33 @@
     else queueChart.setData(data);
   }
 
+  // A tick's numbers ride in the summary as JSON in a <template>: taken once, then removed.
+  function takeNumbers() {
+    var block = section.querySelector("#queue-summary template.numbers");
+    if (!block) return;
+    block.remove();
+    var msg = JSON.parse(block.content.textContent);
+    // The full state after (re)connecting, else what moved since the last tick.
+    if (msg.full) numbers = msg.q;
+    else {
+      Object.keys(msg.q).forEach(function (id) { numbers[id] = msg.q[id]; });
+      (msg.gone || []).forEach(function (id) { delete numbers[id]; });
+    }
+    totalPoints.push([msg.t, msg.total]);
+    if (totalPoints.length > MAX_POINTS) totalPoints.shift();
+    drawTotal();
+    if (openQueue && numbers[openQueue]) {
+      queuePoints.push([msg.t, numbers[openQueue]]);
+      if (queuePoints.length > MAX_POINTS) queuePoints.shift();
+      drawQueue();
+    }
+    section.setAttribute("data-tick", String(msg.t));
+  }
+
   function onJson(msg) {
     if (msg.type === "history") {
       totalPoints = msg.points.slice(-MAX_POINTS);
       drawTotal();
-    } else if (msg.type === "points") {
-      // The full state after (re)connecting, else what moved since the last tick.
-      if (msg.full) numbers = msg.q;
-      else {
-        Object.keys(msg.q).forEach(function (id) { numbers[id] = msg.q[id]; });
-        (msg.gone || []).forEach(function (id) { delete numbers[id]; });
-      }
-      totalPoints.push([msg.t, msg.total]);
-      if (totalPoints.length > MAX_POINTS) totalPoints.shift();
-      drawTotal();
-      if (openQueue && numbers[openQueue]) {
-        queuePoints.push([msg.t, numbers[openQueue]]);
-        if (queuePoints.length > MAX_POINTS) queuePoints.shift();
-        drawQueue();
-      }
-      section.setAttribute("data-tick", String(msg.t));
     } else if (msg.type === "queue_history" && msg.queue === openQueue) {
       queuePoints = msg.points;
       drawQueue();
@@ -247,6 +254,7 @@
       }
     });
     section.addEventListener("htmx:wsAfterMessage", function () {
+      takeNumbers();
       fillNumbers();
       arrange();
       countdowns();
