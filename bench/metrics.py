@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 from prometheus_client import generate_latest
@@ -44,8 +41,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 
 from app import runtime
-from app.embedded_redis import EmbeddedRedis
 from bench.delivery import machine_fields
+from bench.spine import temp_redis
 from bench.windows import percentile, redis_version
 from queue_engine import keys
 from queue_engine.config import EngineConfig
@@ -212,15 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.api_users, args.domains, args.pending, args.calls) < 1:
         parser.error("counts must be >= 1")
-    tmp = Path(tempfile.mkdtemp(prefix="mailpulse-bench-metrics-"))
-    redis = EmbeddedRedis(tmp / "data")
-    try:
-        url = redis.start()
-        log(f"embedded Redis at {url}")
-        runtime.run(run(url, args))
-    finally:
-        redis.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with temp_redis(BENCH) as redis:
+        runtime.run(run(redis.url, args))
     return 0
 
 

@@ -80,6 +80,20 @@ def log(message: str) -> None:
     print(f"[spine {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def temp_redis(bench: str) -> Iterator[EmbeddedRedis]:
+    """A fresh embedded Redis (the production configuration) in a temp dir, gone after."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"mailpulse-bench-{bench}-"))
+    server = EmbeddedRedis(tmp / "data")
+    try:
+        server.start()
+        print(f"[{bench}] embedded Redis at {server.url}", file=sys.stderr, flush=True)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -26,19 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 from app import runtime
-from app.embedded_redis import EmbeddedRedis
 from bench.delivery import machine_fields
+from bench.spine import temp_redis
 from queue_engine.suppression import Origin, SuppressionList, Suppressions
 
 BENCH = "suppression"
@@ -198,14 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=200, help="checks per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="mailpulse-bench-suppression-"))
-    redis = EmbeddedRedis(tmp / "data")
-    try:
-        url = redis.start()
-        runtime.run(run(url, args))
-    finally:
-        redis.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with temp_redis(BENCH) as redis:
+        runtime.run(run(redis.url, args))
     return 0
 
 

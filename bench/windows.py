@@ -36,22 +36,18 @@ import argparse
 import asyncio
 import json
 import math
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 
 from app import runtime
-from app.embedded_redis import EmbeddedRedis
 from bench.delivery import machine_fields
-from bench.spine import ACCOUNT, API_USER, SENDER, SUBJECT, TEXT, cpu_seconds
+from bench.spine import ACCOUNT, API_USER, SENDER, SUBJECT, TEXT, cpu_seconds, temp_redis
 from queue_engine import keys
 from queue_engine.accounts import EmailType, Principal, create_account, create_api_user
 from queue_engine.config import EngineConfig
@@ -373,15 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.n, args.depth, args.spread, args.rounds, args.queues, args.calls, args.history) < 1:
         parser.error("counts must be >= 1")
-    tmp = Path(tempfile.mkdtemp(prefix="mailpulse-bench-windows-"))
-    redis = EmbeddedRedis(tmp / "data")
-    try:
-        url = redis.start()
-        log(f"embedded Redis at {url}")
-        runtime.run(run(url, redis.pid, args))
-    finally:
-        redis.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with temp_redis(BENCH) as redis:
+        runtime.run(run(redis.url, redis.pid, args))
     return 0
 
 
