@@ -44,6 +44,16 @@ class MessageError(ValueError):
         self.field = field
 
 
+def one_line(name: str, value: str) -> bool:
+    """Whether the header stays one header as the email package reads it: it decodes
+    RFC 2047 words on the way in, so `=?utf-8?q?=0D=0ABcc:_x?=` would become a new line."""
+    try:
+        decoded = str(SMTP.header_factory(name, value))
+    except Exception:  # the parser's own errors on hostile input: not a header we can send
+        return False
+    return not any(c in decoded for c in LINE_BREAKS)
+
+
 def check_headers(headers: object) -> dict[str, str]:
     if headers is None:
         return {}
@@ -56,7 +66,7 @@ def check_headers(headers: object) -> dict[str, str]:
             raise MessageError(f"headers.{name}", "is set by mailpulse and cannot be given")
         if not isinstance(value, str):
             raise MessageError(f"headers.{name}", "must be a string")
-        if any(c in value for c in LINE_BREAKS):
+        if any(c in value for c in LINE_BREAKS) or not one_line(name, value):
             raise MessageError(
                 f"headers.{name}", "must not contain CR, LF, other line breaks or NUL"
             )

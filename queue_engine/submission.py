@@ -12,6 +12,7 @@ import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formataddr
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,7 +22,7 @@ from queue_engine.accounts import EmailType, Principal, tracking_base_url
 from queue_engine.addresses import AddressError, parse_address, parse_mailbox
 from queue_engine.config import MAX_RECIPIENTS, EngineConfig
 from queue_engine.domain_labels import DomainLabels
-from queue_engine.message import LINE_BREAKS, MessageError, build_body, check_headers
+from queue_engine.message import LINE_BREAKS, MessageError, build_body, check_headers, one_line
 from queue_engine.queues import QueueStore
 from queue_engine.records import EmailRecord, new_email_id
 from queue_engine.stats import count_inbound, count_outcomes
@@ -74,6 +75,8 @@ class SendRequest:
             from_name, from_addr = parse_mailbox(body["from"])
         except AddressError as exc:
             raise SubmissionError("from", str(exc)) from None
+        if from_name and not one_line("From", formataddr((from_name, from_addr.email))):
+            raise SubmissionError("from", "the name must not contain line breaks, encoded or not")
         to = body.get("to")
         if isinstance(to, str):
             to = [to]
@@ -88,7 +91,7 @@ class SendRequest:
         subject = body.get("subject", "")
         if not isinstance(subject, str):
             raise SubmissionError("subject", "must be a string")
-        if any(c in subject for c in LINE_BREAKS):
+        if any(c in subject for c in LINE_BREAKS) or not one_line("Subject", subject):
             raise SubmissionError("subject", "must not contain CR, LF, other line breaks or NUL")
         if len(subject) > MAX_SUBJECT:
             raise SubmissionError("subject", f"is longer than {MAX_SUBJECT} characters")

@@ -14,6 +14,7 @@ from email.policy import SMTP
 from typing import Any
 
 import httpx
+import pytest
 from conftest import Sender
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,3 +145,26 @@ def test_an_accepted_body_renders_exactly_its_own_header_lines(body: dict[str, A
     assert subject == send.subject.strip() or " ".join(subject.split()) == " ".join(
         send.subject.split()
     )
+
+
+ENCODED_BREAK = "=?utf-8?q?=0D=0ABcc:_victim@x.example?="
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"subject": ENCODED_BREAK}, "subject"),
+        ({"headers": {"X-Campaign": f"a {ENCODED_BREAK} b"}}, "headers.X-Campaign"),
+        ({"headers": {"Reply-To": f"{ENCODED_BREAK} <r@acme.example>"}}, "headers.Reply-To"),
+        ({"from": f"{ENCODED_BREAK} <shop@acme.example>"}, "from"),
+    ],
+)
+async def test_a_line_break_in_an_encoded_word_is_refused(
+    client: httpx.AsyncClient, sender: Sender, changes: dict[str, Any], field: str
+) -> None:
+    """The email package decodes RFC 2047 words of a header it is given, so these
+    would have become a Bcc line of their own (or a 500, for an address header)."""
+    body = {"from": "shop@acme.example", "to": ["u@gmail.example"], "text": "t", **changes}
+    response = await client.post("/v1/mail/send", json=body, headers=sender.basic)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == field

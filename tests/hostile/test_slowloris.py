@@ -12,6 +12,7 @@ import httpx
 from conftest import Sender
 from hostile.conftest import DEADLINE
 
+RESET = b"connection reset"
 TRICKLE = 0.05
 """The slow client's pause between two bytes: its own behaviour, not a synchronisation."""
 
@@ -39,6 +40,10 @@ async def slow_client(
     async def answer() -> bytes:
         try:
             return await reader.read()
+        except ConnectionResetError:
+            # The server closed with trickled bytes unread, so the kernel sent a reset,
+            # which may overtake its 408: cut off all the same.
+            return RESET
         finally:
             closed.set()
 
@@ -71,7 +76,7 @@ ENDLESS_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 10
 async def test_trickled_headers_are_cut_off_at_the_deadline(server) -> None:
     started = time.monotonic()
     answer, sent = await slow_client(server, ENDLESS_HEAD)
-    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.startswith(b"HTTP/1.1 408 ") or answer == RESET
     assert DEADLINE <= time.monotonic() - started < DEADLINE + 2
     assert sent < len(ENDLESS_HEAD)
 
@@ -91,9 +96,11 @@ async def test_a_trickled_body_is_408_at_the_deadline(server, sender: Sender) ->
         b"POST /v1/mail/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Authorization: " + auth + b"\r\nContent-Length: 10000\r\n\r\n"
     )
-    answer, _ = await slow_client(server, head, b" " * 10_000)
-    assert answer.startswith(b"HTTP/1.1 408 ")
-    assert b'"code":"request_timeout"' in answer
+    answer, sent = await slow_client(server, head, b" " * 10_000)
+    assert sent < len(head) + 10_000
+    if answer != RESET:
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b'"code":"request_timeout"' in answer
 
 
 async def test_oversized_headers_are_431(server) -> None:
@@ -103,9 +110,12 @@ async def test_oversized_headers_are_431(server) -> None:
     )
     with contextlib.suppress(ConnectionError):
         await writer.drain()
-    answer = await asyncio.wait_for(reader.read(), 5)
+    try:
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:  # unread header bytes: the kernel may reset instead
+        answer = RESET
     writer.close()
-    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert answer.startswith(b"HTTP/1.1 431 ") or answer == RESET
 
 
 async def test_normal_requests_are_served_while_slow_clients_hold_connections(server) -> None:
@@ -114,7 +124,7 @@ async def test_normal_requests_are_served_while_slow_clients_hold_connections(se
     times = [await healthy(server) for _ in range(5)]
     assert max(times) < DEADLINE
     answers = await asyncio.gather(*slow)
-    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer, _ in answers)
+    assert all(answer.startswith(b"HTTP/1.1 408 ") or answer == RESET for answer, _ in answers)
     # Keep-alive requests of a well-behaved client are not cut by the header deadline.
     async with httpx.AsyncClient(base_url=f"http://{server[0]}:{server[1]}") as client:
         for _ in range(3):
