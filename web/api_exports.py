@@ -69,9 +69,18 @@ class ExportsApi:
 
     async def create(self, request: Request) -> JSONResponse:
         principal = await authenticate(self.redis, request)
+        body = await read_json(request, MAX_BODY_BYTES)
+        task = await self.new_task(principal, body)
+        location = request.url_for("export", task_id=task.task_id).path
+        return JSONResponse(
+            task_json(task, request), status_code=202, headers={"Location": location}
+        )
+
+    async def new_task(self, principal: Principal, body: object) -> ExportTask:
+        """A task from a request body `{"type"?, "filter"?}`; ApiError names what is wrong.
+        The console creates its tasks through here too."""
         if self.config.engine.exports_dir is None:
             raise ApiError(503, "exports are not enabled on this server", code="unavailable")
-        body = await read_json(request, MAX_BODY_BYTES)
         if not isinstance(body, dict):
             raise ApiError(400, "must be a JSON object", field="body")
         for name in body:
@@ -93,13 +102,9 @@ class ExportsApi:
             }
             task_filter = {k: v for k, v in task_filter.items() if v}
         try:
-            task = await self.store.create(principal, export_type, task_filter, now_ms)
+            return await self.store.create(principal, export_type, task_filter, now_ms)
         except ExportLimitError as exc:
             raise ApiError(429, str(exc), code="too_many_exports") from None
-        location = request.url_for("export", task_id=task.task_id).path
-        return JSONResponse(
-            task_json(task, request), status_code=202, headers={"Location": location}
-        )
 
     def _email_filter(
         self, params: dict[str, str], principal: Principal, now_ms: int
@@ -152,6 +157,10 @@ class ExportsApi:
 
     async def download(self, request: Request) -> Response:
         _, task = await self._task(request)
+        return await self.file_response(task)
+
+    async def file_response(self, task: ExportTask) -> Response:
+        """The task's file, streamed; ApiError when it has none (the console shares this)."""
         if task.status is not ExportStatus.SUCCESS:
             raise ApiError(
                 409,
