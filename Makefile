@@ -56,6 +56,7 @@ bench:
 	@$(BIN)/python -m bench.ws_fanout
 	@$(BIN)/python -m bench.tracking
 	@$(BIN)/python -m bench.export
+	@$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         value="agree with the records",
         windows=soak.window_totals,
         totals=soak.stats_totals,
-        uncounted=sum(k.recorded_unacked for k in soak.kills),
+        recorded_unacked=sum(k.recorded_unacked for k in soak.kills),
         **common,
     )
     return 0

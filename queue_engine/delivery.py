@@ -5,17 +5,21 @@ route, send, then record every outcome in two round trips: the idempotent
 transitions first, then the index moves and the queue bookkeeping for the
 transitions that applied. A crash between the two leaves leases that expire
 and emails that are redelivered, never lost; the transition guard keeps a
-redelivery from being counted twice.
+redelivery from being counted twice, and the engine that finds such an email
+already final does the bookkeeping and counting the dead one did not. Final
+outcomes are recorded while the rest of the batch is still being sent, so a
+crash sends again only what was in flight, not the whole batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +42,7 @@ from queue_engine.smtp_client import (
     send_one,
     wire_body,
 )
-from queue_engine.stats import count_attempts, count_outcomes
+from queue_engine.stats import count_attempts, count_outcomes, count_sent
 from queue_engine.statuses import Category, InvalidReason, PauseReason, Status, invalid_reason
 from queue_engine.suppression import Origin, Suppressions, is_tencent
 from queue_engine.tracked_message import TrackedMessage
@@ -83,6 +87,8 @@ class Settled:
     account: str | None
     status: str | None
     reason: str | None
+    attempted: bool = False
+    """Its final status came from an SMTP attempt (not from the queue: expiry, a list)."""
 
 
 @dataclass(slots=True)
@@ -93,6 +99,9 @@ class Update:
     fields: dict[str, str]
     final: tuple[Status, str] | None = None
     retry_at_ms: int | None = None
+    attempt: AttemptResult | None = None
+    seconds: float = 0.0
+    """How long `attempt` took, connecting included (the metrics' histogram)."""
 
 
 @dataclass(slots=True)
@@ -102,8 +111,6 @@ class BatchReport:
     retried: int = 0
     skipped: int = 0
     attempts: list[AttemptResult] = field(default_factory=list)
-    attempt_seconds: list[float] = field(default_factory=list)
-    """How long each of `attempts` took, connecting included (the metrics' histogram)."""
     pause: tuple[PauseReason, str, int | None] | None = None
     """Why the queue must pause (reason, reply, until; None: the policy's throttle pause).
     Set when the MP says to slow down or a limit runs out: the batch stops there."""
@@ -111,6 +118,47 @@ class BatchReport:
     """Emails went back untried because every allowed connection was in use: the engine
     should leave this queue alone for a moment. They keep their place (due now), so
     they still go before mail that comes back from a dead engine's leases."""
+
+
+SETTLE_SECONDS = 0.02
+"""How long a final outcome waits for others to be written with it: long enough for
+a handful of writes per batch instead of one per email (each costs the engine and
+Redis a few round trips), short enough that a kill sends little again."""
+
+
+class _Settler:
+    """Records final outcomes while the rest of a batch is still being sent.
+
+    An outcome is on record within SETTLE_SECONDS and a write after the MP gave
+    it, not at the batch's end: an engine killed mid-batch sends again only what
+    was that fresh, not the whole batch. Writes follow one another; what arrives
+    during one goes in the next.
+    """
+
+    def __init__(self, record: Callable[[list[Update]], Awaitable[None]]) -> None:
+        self._record = record
+        self._waiting: list[Update] = []
+        self._writers: list[asyncio.Task[None]] = []
+        self._sent_all = asyncio.Event()
+
+    def add(self, update: Update) -> None:
+        self._waiting.append(update)
+        if not self._writers or self._writers[-1].done():
+            self._writers.append(asyncio.create_task(self._write()))
+
+    async def _write(self) -> None:
+        while self._waiting:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_SECONDS):
+                    await self._sent_all.wait()
+            finals, self._waiting = self._waiting, []
+            await self._record(finals)
+
+    async def finish(self) -> None:
+        """Write what is left at once and wait for every write; a failed one (Redis
+        down) raises: the leases will expire."""
+        self._sent_all.set()
+        await asyncio.gather(*self._writers)
 
 
 class Deliverer:
@@ -143,6 +191,7 @@ class Deliverer:
         report = BatchReport()
         api_user, domain = keys.split_queue_tag(tag)
         pending, gone = await self._load(email_ids)
+        recovered = await self._unacknowledged(tag, gone)
         report.skipped = len(gone)
         updates: list[Update] = []
         sendable: list[Pending] = []
@@ -153,9 +202,15 @@ class Deliverer:
                 sendable.append(email)
         if sendable:
             sendable = await self._unsuppressed(api_user, sendable, updates)
-        if sendable:
-            updates += await self._route_and_send(domain, sendable, report, lease_deadline_ms)
-        await self._record(tag, updates, gone, report)
+        settler = _Settler(lambda finals: self._record(tag, finals, [], report))
+        try:
+            if sendable:
+                updates += await self._route_and_send(
+                    domain, sendable, report, lease_deadline_ms, settler.add
+                )
+        finally:
+            await settler.finish()
+        await self._record(tag, updates, gone, report, recovered)
         if report.pause:
             reason, reply, until = report.pause
             now = self.now_ms()
@@ -182,8 +237,14 @@ class Deliverer:
         return keep
 
     async def _route_and_send(
-        self, domain: str, emails: list[Pending], report: BatchReport, lease_deadline_ms: int | None
+        self,
+        domain: str,
+        emails: list[Pending],
+        report: BatchReport,
+        lease_deadline_ms: int | None,
+        settle: Callable[[Update], None],
     ) -> list[Update]:
+        """Updates still to record: `settle` took the final outcomes of SMTP attempts."""
         try:
             destinations = await self.router.resolve(domain)
         except RoutingError as exc:
@@ -194,7 +255,9 @@ class Deliverer:
         updates = [Update(email, {}, retry_at_ms=self.now_ms()) for email in over]
         untried = 0
         if allowed:
-            sent = await self._send_all(destinations, domain, allowed, report, lease_deadline_ms)
+            sent = await self._send_all(
+                destinations, domain, allowed, report, lease_deadline_ms, settle
+            )
             untried = sum(1 for u in sent if not u.fields)
             await limiter.refund_domain(domain, untried)
             updates += sent
@@ -222,8 +285,15 @@ class Deliverer:
             values = dict(zip(_FIELDS, row, strict=True))
             if values["status"] != Status.REQUESTING:
                 # Already final (a redelivered lease) or expired.
+                last = (json.loads(values["log"] or "[]") or [{}])[-1]
                 gone.append(
-                    Settled(email_id, values["account"], values["status"], values["reason"])
+                    Settled(
+                        email_id,
+                        values["account"],
+                        values["status"],
+                        values["reason"],
+                        attempted=last.get("stage", "queue") != "queue",
+                    )
                 )
                 continue
             pending.append(
@@ -241,6 +311,15 @@ class Deliverer:
                 )
             )
         return pending, gone
+
+    async def _unacknowledged(self, tag: str, gone: list[Settled]) -> list[Settled]:
+        """Final emails still leased: an engine recorded them and died before the second
+        round trip, which acknowledges and counts them. (Acknowledged ones are counted.)"""
+        settled = [g for g in gone if g.account and g.status]
+        if not settled:
+            return []
+        scores = await self.redis.zmscore(keys.queue_lease(tag), [g.email_id for g in settled])
+        return [g for g, score in zip(settled, scores, strict=True) if score is not None]
 
     async def _bodies_for(self, message_ids: set[str]) -> dict[str, bytes | TrackedMessage | None]:
         """Shared wire bodies, or a tracked body's parts to render per email."""
@@ -267,6 +346,7 @@ class Deliverer:
         emails: list[Pending],
         report: BatchReport,
         lease_deadline_ms: int | None,
+        settle: Callable[[Update], None],
     ) -> list[Update]:
         bodies = await self._bodies_for({e.message_id for e in emails})
         updates: list[Update] = []
@@ -313,8 +393,12 @@ class Deliverer:
                     updates.append(Update(email, {}, retry_at_ms=self.now_ms()))
                     return
                 report.attempts.append(result)
-                report.attempt_seconds.append(time.perf_counter() - started)
-                updates.append(self._after_attempt(email, result, report))
+                update = self._after_attempt(email, result, report)
+                update.attempt, update.seconds = result, time.perf_counter() - started
+                if update.final:
+                    settle(update)
+                else:
+                    updates.append(update)
 
         p = self.pool.policy
         lanes = min(len(emails), p.for_domain(domain).max_connections * max(1, len(p.sources)))
@@ -434,8 +518,15 @@ class Deliverer:
         return self._fail(email, InvalidReason.OTHER, "mailpulse: message body expired")
 
     async def _record(
-        self, tag: str, updates: list[Update], gone: list[Settled], report: BatchReport
+        self,
+        tag: str,
+        updates: list[Update],
+        gone: list[Settled],
+        report: BatchReport,
+        recovered: list[Settled] | None = None,
     ) -> None:
+        """Record outcomes; `recovered`: emails of `gone` to count for a dead engine."""
+        recovered = recovered or []
         api_user, domain = keys.split_queue_tag(tag)
         label = await self.labels.label(domain)  # looked up before the outcomes are visible
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -456,7 +547,10 @@ class Deliverer:
         # Index moves grouped per key: one ZREM and a ZADD or two per batch, not per email.
         moved: dict[str, list[str]] = defaultdict(list)
         added: dict[str, dict[str, int]] = defaultdict(dict)
-        outcomes: Counter[tuple[str, str, str]] = Counter()
+        outcomes: Counter[tuple[str, str, str]] = Counter(
+            (g.status or "", g.reason or "", label) for g in recovered
+        )
+        delivered = 0
 
         def move(email_id: str, account: str, status: str, reason: str | None) -> None:
             moved[keys.index_status(account, Status.REQUESTING)].append(email_id)
@@ -485,13 +579,19 @@ class Deliverer:
                 outcomes[(status, reason, label)] += 1
                 move(u.email.email_id, u.email.account, status, reason)
                 if status is Status.DELIVERED:
-                    report.delivered += 1
+                    delivered += 1
                 else:
                     report.failed += 1
             else:
                 assert u.retry_at_ms is not None
                 retries[u.email.email_id] = u.retry_at_ms
                 report.retried += 1
+        report.delivered += delivered
+        attempts = [u for u in updates if u.attempt is not None]
+        recovered_attempts = sum(g.attempted for g in recovered)
+        recovered_outbound = sum(
+            g.status in (Status.DELIVERED, Status.SOFT_BOUNCE) for g in recovered
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, ids in moved.items():
                 pipe.zrem(key, *ids)
@@ -501,14 +601,19 @@ class Deliverer:
                 pipe,
                 tag,
                 self.now_ms() // 1000,
-                attempted=len(report.attempts),
-                outbound=report.delivered,
+                attempted=len(attempts) + recovered_attempts,
+                outbound=delivered + recovered_outbound,
             )
             count_outcomes(pipe, outcomes)
-            attempted = [a.outcome.value for a in report.attempts]
             count_attempts(
-                pipe, api_user, label, attempted, report.attempt_seconds, report.delivered
+                pipe,
+                api_user,
+                label,
+                [u.attempt.outcome.value for u in attempts if u.attempt],
+                [u.seconds for u in attempts],
+                delivered,
             )
+            count_sent(pipe, api_user, label, recovered_attempts, recovered_outbound)
             self.queues.ack(pipe, tag, acks)
             await self.queues.requeue(pipe, tag, retries)
             await self.suppressions.add_bounces(

@@ -81,9 +81,7 @@ def count_attempts(
     outbound: int,
 ) -> None:
     """One batch's SMTP attempts (outcome and duration of each), and the emails MPs accepted."""
-    for index, n in ((1, len(outcomes)), (2, outbound)):
-        if n:
-            pipe.hincrby(keys.METRIC_QUEUE_TOTALS, _queue_field(api_user, label, index), n)
+    count_sent(pipe, api_user, label, len(outcomes), outbound)
     # Counted by Counter, map and compress, in C: no Python loop per attempt.
     bucket_of = functools.partial(bisect.bisect_left, DURATION_BUCKETS)
     buckets = Counter(zip(outcomes, map(bucket_of, seconds), strict=True))
@@ -92,6 +90,15 @@ def count_attempts(
     for outcome in set(outcomes):
         total = sum(itertools.compress(seconds, map(outcome.__eq__, outcomes)))
         pipe.hincrby(keys.METRIC_SMTP_SECONDS, f"{outcome}|sum_us", round(total * 1_000_000))
+
+
+def count_sent(pipe: Pipeline, api_user: str, label: str, attempted: int, outbound: int) -> None:
+    """SMTP attempts and emails MPs accepted, without durations: for count_attempts, and
+    for what an engine recorded but died before counting (another counts it when it
+    finds the emails final; the durations died with it, so the histogram misses them)."""
+    for index, n in ((1, attempted), (2, outbound)):
+        if n:
+            pipe.hincrby(keys.METRIC_QUEUE_TOTALS, _queue_field(api_user, label, index), n)
 
 
 def count_spam_report(pipe: Pipeline, label: str) -> None:

@@ -20,6 +20,7 @@ entries is reproduced exactly, without a timing race, by the last test.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ from redis.asyncio import Redis
 
 from queue_engine import keys
 from queue_engine.records import TRANSITION_LUA
+from queue_engine.stats import read_totals
 
 BATCH_SIZE = 100
 DATA_DELAY_SECONDS = 0.02
@@ -163,7 +165,7 @@ async def test_two_engines_never_deliver_an_email_twice(client, sender, redis, s
     print(f"\ntwo engines: delivered {split}, duplicates 0")
 
 
-async def test_engine_killed_between_outcome_and_index_moves_leaves_indexes_right(
+async def test_engine_killed_between_outcome_and_index_moves_leaves_indexes_and_counts_right(
     client, sender, redis, slow_mp, engines
 ):
     to = [f"user{i}@crash.example" for i in range(3)]
@@ -171,7 +173,7 @@ async def test_engine_killed_between_outcome_and_index_moves_leaves_indexes_righ
     tag = keys.queue_tag(sender.api_user, "crash.example")
     # What a dead engine leaves when SIGKILL lands between the two round trips of
     # recording a delivered batch: claimed (lease run out), outcomes applied by
-    # the real transition script, indexes and queue untouched.
+    # the real transition script, indexes, queue and counters untouched.
     transition = redis.register_script(TRANSITION_LUA)
     now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=False) as pipe:
@@ -181,6 +183,7 @@ async def test_engine_killed_between_outcome_and_index_moves_leaves_indexes_righ
     for email_id in ids:
         fields = ["status", "delivered", "attempts", "1", "send_ms", str(now_ms)]
         fields += ["mp_reply", "250 2.0.0 Ok: queued", "billable", "1", "connected", "1"]
+        fields += ["log", json.dumps([{"stage": "data", "code": 250, "outcome": "delivered"}])]
         assert await transition(keys=[keys.email(email_id)], args=["requesting", "0", *fields])
     engines.start("engine-1.test", lease_seconds=2)
     await until(lambda: drained(redis, [tag]), "the expired leases handled", engines)
@@ -188,3 +191,11 @@ async def test_engine_killed_between_outcome_and_index_moves_leaves_indexes_righ
     delivered = await page_all(client, sender.basic, status="delivered")
     assert sorted(item["email_id"] for item in delivered) == sorted(ids)
     assert await redis.zcard(keys.index_status(sender.account, "requesting")) == 0
+    # The engine that found them final counted what the dead one could not, once.
+    totals = await read_totals(redis)
+    assert sum(totals.outcomes.values()) == totals.outcomes[("delivered", "", "crash.example")]
+    counted = {c: n for (user, _, c), n in totals.queues.items() if user == sender.api_user}
+    assert counted == {"inbound": 3, "attempted": 3, "outbound": 3}
+    assert totals.outcomes[("delivered", "", "crash.example")] == 3
+    window = await redis.zrange(keys.queue_window(tag, "out"), 0, -1, withscores=True)
+    assert sum(int(score) % 2**20 for _, score in window) == 3
