@@ -16,6 +16,7 @@ from email.utils import formataddr
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from queue_engine import keys
 from queue_engine.accounts import EmailType, Principal, tracking_base_url
@@ -247,7 +248,15 @@ class Submitter:
         failed = [r for r in records if r.status is not Status.REQUESTING]
         labels = await self.labels.labels({r.domain for r in failed})
         outcomes = Counter((r.status.value, r.reason, labels[r.domain]) for r in failed)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        domains = {keys.split_queue_tag(tag)[1] for tag in by_queue}
+        queue_labels = (
+            await self.labels.claim(domains, self.config.metrics_top_domains) if domains else {}
+        )
+        # On one Redis server, one MULTI: a call cut off by a crash (of Redis or of this
+        # process) leaves all of it or nothing, never records that no queue holds, which
+        # would show as `requesting` forever. A cluster cannot (below).
+        atomic = isinstance(self.redis, Redis)
+        async with self.redis.pipeline(transaction=atomic) as pipe:
             body_ttl = int(self.config.max_age_seconds) + 86400
             pipe.set(keys.message(message_id), body, ex=body_ttl)
             if plan is not None:
@@ -263,21 +272,30 @@ class Submitter:
             if records[0].tag:
                 pipe.expire(keys.index_tag(account, records[0].tag), retention)
             count_outcomes(pipe, outcomes)
+            if atomic:
+                await self._enqueue(pipe, by_queue, queue_labels, now_ms)
             await pipe.execute()
         if not by_queue:
             return
-        # Enqueued only once the records and body are stored: on Redis Cluster one
-        # pipeline writes to several nodes at once, and an engine that claimed an
-        # email before its record landed would drop it as gone.
-        queued = {tag: len(ids) for tag, ids in by_queue.items()}
-        domains = {keys.split_queue_tag(tag)[1] for tag in queued}
-        queue_labels = await self.labels.claim(domains, self.config.metrics_top_domains)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for tag, ids in by_queue.items():
-                await self.queues.enqueue(pipe, tag, ids, now_ms)
-            count_inbound(pipe, queued, queue_labels, now_ms)
-            await pipe.execute()
+        if not atomic:
+            # Enqueued only once the records and body are stored: on Redis Cluster one
+            # pipeline writes to several nodes at once, and an engine that claimed an
+            # email before its record landed would drop it as gone.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._enqueue(pipe, by_queue, queue_labels, now_ms)
+                await pipe.execute()
         await self.redis.publish(keys.WAKE_CHANNEL, "enqueue")
+
+    async def _enqueue(
+        self,
+        pipe: Pipeline,
+        by_queue: dict[str, list[str]],
+        labels: dict[str, str],
+        now_ms: int,
+    ) -> None:
+        for tag, ids in by_queue.items():
+            await self.queues.enqueue(pipe, tag, ids, now_ms)
+        count_inbound(pipe, {tag: len(ids) for tag, ids in by_queue.items()}, labels, now_ms)
 
 
 def record_indexes(r: EmailRecord) -> list[str]:
