@@ -77,7 +77,8 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
     api = Api(redis, config)
     limiter = RateLimiter(redis, config.rate_limits)
     queues = QueuesApi(redis)
-    console = Console(redis, config.engine.secret, config.console_tick_seconds)
+    exports = ExportsApi(redis, config)
+    console = Console(redis, config.engine.secret, exports, config.console_tick_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,7 +109,7 @@ def create_web_app(config: ApiConfig, redis: Redis) -> Starlette:
         *TrackingRoutes(redis, config).routes(),
         *api.routes(),
         *queues.routes(),
-        *ExportsApi(redis, config).routes(),
+        *exports.routes(),
         *SuppressionsApi(redis, config.engine.max_body_bytes).routes(),
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/openapi.json", openapi, methods=["GET"], name="openapi"),

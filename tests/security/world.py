@@ -136,6 +136,8 @@ BODIES: dict[tuple[str, str], tuple[str, Any]] = {
         {"entry": list(ENTRIES.values()), "confirm": "yes"},
     ),
     ("POST", "/suppressions/blocks/upload"): ("multipart", b"x@y.example,acme-tx\n"),
+    ("POST", "/exports"): (FORM, {"api_user": "acme-tx"}),
+    ("POST", "/exports/{task_id}/retry"): (FORM, {}),
 }
 
 

@@ -78,6 +78,24 @@ CONSOLE_PATHS: dict[str, Any] = {
             ("kind",),
         )
     },
+    "/exports": {
+        "get": _page("Console: export tasks with live progress, and a form to start one"),
+        "post": _page(
+            "Console: start an export (export_type, the S4 filters, csrf_token)",
+            {**_FORBIDDEN, "400": {"description": "the page names the bad filter"}},
+        ),
+    },
+    "/exports/table": {"get": _page("Console: the export table alone (the page polls it)")},
+    "/exports/{task_id}/retry": {
+        "post": _page("Console: retry a failed export (csrf_token)", _FORBIDDEN, ("task_id",))
+    },
+    "/exports/{task_id}/download": {
+        "get": _page(
+            "Console: download an export's gzip CSV",
+            {"404": {"description": "not this account's, expired, or without a file"}},
+            ("task_id",),
+        )
+    },
     "/suppressions/blocks/upload": {
         "post": _page(
             "Console: upload a block-list CSV (multipart file, csrf_token); bad lines listed",

@@ -8,8 +8,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from web.api_exports import ExportsApi
 from web.console.base import ConsoleContext
 from web.console.emails import EmailPages
+from web.console.exports import ExportPages
 from web.console.login import LoginPages
 from web.console.queues import QueuePages
 from web.console.suppressions import SuppressionPages
@@ -20,9 +22,14 @@ from web.ws_hub import DEFAULT_TICK_SECONDS, Hub
 
 class Console:
     def __init__(
-        self, redis: Redis, secret: bytes, tick_seconds: float = DEFAULT_TICK_SECONDS
+        self,
+        redis: Redis,
+        secret: bytes,
+        exports: ExportsApi,
+        tick_seconds: float = DEFAULT_TICK_SECONDS,
     ) -> None:
         self.ctx = ConsoleContext(redis, SessionCodec(secret), templates())
+        self.exports = ExportPages(self.ctx, exports)
         self.queues = QueuePages(self.ctx, tick_seconds)
         self.login = LoginPages(self.ctx)
         self.emails = EmailPages(self.ctx)
@@ -38,6 +45,7 @@ class Console:
             *self.queues.routes(),
             *self.emails.routes(),
             *self.suppressions.routes(),
+            *self.exports.routes(),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
