@@ -42,7 +42,7 @@ async def test_export_a_filter_watch_it_finish_download_and_retry(
     assert await worker.run_once() is not None
     # The table polls while a task is open: it turns to success without a reload.
     await page.wait_for_selector(".exports-table tr[data-status=success]")
-    assert "1 rows" in await row.inner_text()
+    assert "1 row" in await row.inner_text()
     await screenshot(page, "exports")
     async with page.expect_download() as info:
         await page.click(".exports-table tr[data-status=success] >> text=Download")
