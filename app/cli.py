@@ -165,7 +165,7 @@ async def _web(settings: Settings, url: str) -> None:
         lifespan="on",
         http=GuardedHttpProtocol,  # slowloris: a deadline and a size cap on request headers
         # The console's frames are made once for every page; compressing them per socket
-        # would cost per page what sharing saves (twice the CPU per tick, BENCHMARKS.md).
+        # would cost per page what sharing saves (2-4 times the CPU of a tick, BENCHMARKS.md).
         ws_per_message_deflate=False,
     )
 

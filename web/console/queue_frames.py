@@ -1,9 +1,9 @@
 """The queue page's live frames: each tick, only what changed since the previous one.
 
 A tick is HTML that htmx swaps in by id: the rows whose look changed (status,
-pause), if any, then the summary, which carries the numbers as JSON in an
-inert <template> (pending and the three windows' counts of each queue whose numbers
-moved, as small integers) and any new rows. Rows hold no numbers, so a busy
+pause), if any, then the summary, which carries the numbers (pending and the
+three windows' counts of each queue whose numbers moved, small integers) as
+JSON in an inert <template>, and any new rows. Rows hold no numbers, so a busy
 queue whose counts move every tick costs a few dozen bytes instead of a
 re-rendered row, and a quiet tick is one small message. The delta is made
 once per account per tick, together with the full state that a page that has
