@@ -90,6 +90,14 @@ class Settled:
     attempted: bool = False
     """Its final status came from an SMTP attempt (not from the queue: expiry, a list)."""
 
+    @property
+    def outcome(self) -> tuple[str, str]:
+        """What the engine that recorded it counts: a soft bounce was delivered first (the
+        bounce is counted where it is applied, feedback.py)."""
+        if self.status == Status.SOFT_BOUNCE:
+            return Status.DELIVERED, ""
+        return self.status or "", self.reason or ""
+
 
 @dataclass(slots=True)
 class Update:
@@ -547,9 +555,7 @@ class Deliverer:
         # Index moves grouped per key: one ZREM and a ZADD or two per batch, not per email.
         moved: dict[str, list[str]] = defaultdict(list)
         added: dict[str, dict[str, int]] = defaultdict(dict)
-        outcomes: Counter[tuple[str, str, str]] = Counter(
-            (g.status or "", g.reason or "", label) for g in recovered
-        )
+        outcomes: Counter[tuple[str, str, str]] = Counter((*g.outcome, label) for g in recovered)
         delivered = 0
 
         def move(email_id: str, account: str, status: str, reason: str | None) -> None:
@@ -589,9 +595,7 @@ class Deliverer:
         report.delivered += delivered
         attempts = [u for u in updates if u.attempt is not None]
         recovered_attempts = sum(g.attempted for g in recovered)
-        recovered_outbound = sum(
-            g.status in (Status.DELIVERED, Status.SOFT_BOUNCE) for g in recovered
-        )
+        recovered_outbound = sum(g.outcome[0] == Status.DELIVERED for g in recovered)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, ids in moved.items():
                 pipe.zrem(key, *ids)
