@@ -11,7 +11,6 @@ its deadline is answered 408, so a slow client holds no handler for long.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,7 +57,7 @@ class BodyLimit:
             )
             await response(scope, receive, closing)
             return
-        deadline = time.monotonic() + self.timeout_seconds
+        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
         received = 0
         complete = False
 
@@ -66,8 +65,11 @@ class BodyLimit:
             nonlocal received, complete, cut
             if complete:  # the body is in: what is left to wait for is the disconnect
                 return await receive()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the body arrives, and the request never ends.
             try:
-                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 cut = True
                 raise ApiError(408, "the request body arrived too slowly", field="body") from None
