@@ -316,14 +316,18 @@ class Suppressions:
             scope = keys.suppression_scope(account)
             await self._check_call(pipe, scope, now, api_user, False, ACCOUNT_LISTS, args)
             bounced, listed = await pipe.execute()
-        hits: list[dict[SuppressionList, str]] = [{} for _ in recipients]
+        # Most recipients match nothing: only the matches are looked at.
+        hits: dict[int, dict[SuppressionList, str]] = {}
         for i in range(0, len(listed), 4):
-            hits[int(listed[i]) - 1][SuppressionList(listed[i + 1])] = listed[i + 3]
+            hits.setdefault(int(listed[i]) - 1, {})[SuppressionList(listed[i + 1])] = listed[i + 3]
         for i in range(0, len(bounced), 4):
-            found = hits[int(bounced[i]) - 1]
+            found = hits.setdefault(int(bounced[i]) - 1, {})
             if SuppressionList.EXEMPTIONS not in found:
                 found[SuppressionList.BOUNCES] = bounced[i + 3]
-        return [_first_block(found) for found in hits]
+        blocks: list[Block | None] = [None] * len(recipients)
+        for index, found in hits.items():
+            blocks[index] = _first_block(found)
+        return blocks
 
     async def entries_for(self, account: str, api_users: Sequence[str], target: str) -> list[Entry]:
         """Every active entry that matches an address (or `@domain`), with details: the
@@ -675,12 +679,14 @@ def _recipient_args(recipients: Sequence[str]) -> list[str | int]:
     """The recipients as suppression_check.lua reads them: one string, a line each."""
     domains: dict[str, str] = {}
     lines = []
+    crc32 = zlib.crc32
     for recipient in recipients:
         address = recipient.lower()
-        domain = "@" + address.rpartition("@")[2]
-        if domain not in domains:
-            domains[domain] = f"{domain}\t{zlib.crc32(domain.encode()) & _MASK}\n"
-        lines.append(f"{address}\t{zlib.crc32(address.encode()) & _MASK}\t{domains[domain]}")
+        domain = address[address.rfind("@") :]
+        tail = domains.get(domain)
+        if tail is None:
+            tail = domains[domain] = f"{domain}\t{crc32(domain.encode()) & _MASK}\n"
+        lines.append(f"{address}\t{crc32(address.encode()) & _MASK}\t{tail}")
     return ["".join(lines)]
 
 
