@@ -28,6 +28,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.typing import EncodableT, FieldT
 
 from queue_engine import keys
@@ -291,6 +292,7 @@ class Suppressions:
     def __init__(self, redis: Redis, clock: Any = time.time) -> None:
         self.redis = redis
         self.clock = clock
+        self._cluster = isinstance(redis, RedisCluster)
         self._check = redis.register_script((_HERE / "suppression_check.lua").read_text())
         self._add = redis.register_script(_KIND_LUA + (_HERE / "suppression_add.lua").read_text())
         self._remove = redis.register_script(
@@ -312,18 +314,14 @@ class Suppressions:
         now = self.now_ms() if now_ms is None else now_ms
         args = _recipient_args(recipients)
         async with self.redis.pipeline(transaction=False) as pipe:
-            await self._check_call(pipe, keys.BOUNCE_SCOPE, now, "", False, ["bounces"], args)
-            scope = keys.suppression_scope(account)
-            await self._check_call(pipe, scope, now, api_user, False, ACCOUNT_LISTS, args)
-            bounced, listed = await pipe.execute()
+            for group in self._calls(account):
+                await self._check_call(pipe, group, now, api_user, False, args)
+            results = await pipe.execute()
         # Most recipients match nothing: only the matches are looked at.
         hits: dict[int, dict[SuppressionList, str]] = {}
-        for i in range(0, len(listed), 4):
-            hits.setdefault(int(listed[i]) - 1, {})[SuppressionList(listed[i + 1])] = listed[i + 3]
-        for i in range(0, len(bounced), 4):
-            found = hits.setdefault(int(bounced[i]) - 1, {})
-            if SuppressionList.EXEMPTIONS not in found:
-                found[SuppressionList.BOUNCES] = bounced[i + 3]
+        for found in results:
+            for i in range(0, len(found), 4):
+                hits.setdefault(int(found[i]) - 1, {})[SuppressionList(found[i + 1])] = found[i + 3]
         blocks: list[Block | None] = [None] * len(recipients)
         for index, found in hits.items():
             blocks[index] = _first_block(found)
@@ -335,10 +333,9 @@ class Suppressions:
         now = self.now_ms()
         args = _recipient_args([target])
         async with self.redis.pipeline(transaction=False) as pipe:
-            await self._check_call(pipe, keys.BOUNCE_SCOPE, now, "", True, ["bounces"], args)
-            scope = keys.suppression_scope(account)
             for api_user in api_users or [""]:
-                await self._check_call(pipe, scope, now, api_user, True, ACCOUNT_LISTS, args)
+                for group in self._calls(account):
+                    await self._check_call(pipe, group, now, api_user, True, args)
             results = await pipe.execute()
         matches: dict[tuple[str, str], str] = {}
         for found in results:
@@ -361,20 +358,28 @@ class Suppressions:
             for ((kind, member), expiry), d in zip(matches.items(), details, strict=True)
         ]
 
+    def _calls(self, account: str) -> list[list[tuple[str, Sequence[str]]]]:
+        """The scopes a check reads, grouped into Lua calls: one call on one Redis; a call
+        per scope on a cluster, where the scopes' hash tags put them on different nodes."""
+        scopes: list[tuple[str, Sequence[str]]] = [
+            (keys.BOUNCE_SCOPE, (SuppressionList.BOUNCES,)),
+            (keys.suppression_scope(account), ACCOUNT_LISTS),
+        ]
+        return [[scope] for scope in scopes] if self._cluster else [scopes]
+
     async def _check_call(
         self,
         pipe: Pipeline,
-        scope: str,
+        scopes: Sequence[tuple[str, Sequence[str]]],
         now: int,
         api_user: str,
         every: bool,
-        lists: Iterable[str],
         args: list[str | int],
     ) -> None:
-        meta = keys.suppression_meta(scope)
+        lists = ";".join(",".join(kinds) for _, kinds in scopes)
         await self._check(
-            keys=[meta],
-            args=[now, api_user, "1" if every else "0", ",".join(lists), *args],
+            keys=[keys.suppression_meta(scope) for scope, _ in scopes],
+            args=[now, api_user, "1" if every else "0", lists, *args],
             client=pipe,
         )
 
@@ -691,6 +696,8 @@ def _recipient_args(recipients: Sequence[str]) -> list[str | int]:
 
 
 def _first_block(hits: dict[SuppressionList, str]) -> Block | None:
+    if SuppressionList.EXEMPTIONS in hits:
+        hits.pop(SuppressionList.BOUNCES, None)
     for kind in _PRECEDENCE:
         if kind in hits:
             expires = int(float(hits[kind]))
