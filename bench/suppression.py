@@ -169,7 +169,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
             entries_per_list=args.entries,
             rounds=[round(r) for r in ours],
             redis_ms_per_check=round(server_us / 1000, 2),
-            what="Suppressions.check: two Lua calls (bounce list, account lists) per batch",
+            what="Suppressions.check: one Lua call for the bounce list and the account lists",
         )
         emit(
             metric="bytes_per_entry",
