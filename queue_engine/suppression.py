@@ -343,6 +343,26 @@ class Suppressions:
                 matches[(found[j + 1], found[j + 2])] = found[j + 3]
         return await self._details(account, matches)
 
+    async def check_address(
+        self, account: str, api_users: Sequence[str], target: str
+    ) -> dict[str, Any]:
+        """Which lists block an address (or `@domain`), why and until when: the answer of
+        `GET /v1/suppressions/check` and of the console's check box. An exemption lifts
+        the bounce list only."""
+        entries = await self.entries_for(account, api_users, target)
+        exempt = any(e.list is SuppressionList.EXEMPTIONS for e in entries)
+        blocked = any(
+            e.list is not SuppressionList.EXEMPTIONS
+            and not (e.list is SuppressionList.BOUNCES and exempt)
+            for e in entries
+        )
+        return {
+            "address": target[1:] if target.startswith("@") else target,
+            "blocked": blocked,
+            "exempt": exempt,
+            "entries": [e.to_api() for e in entries],
+        }
+
     async def _details(self, account: str, matches: dict[tuple[str, str], str]) -> list[Entry]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for kind, member in matches:

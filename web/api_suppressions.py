@@ -221,22 +221,7 @@ class SuppressionsApi:
             if principal.api_user
             else sorted(await api_users_of(self.redis, principal.account))
         )
-        entries = await self.store.entries_for(principal.account, api_users, target)
-        exempt = any(e.list is SuppressionList.EXEMPTIONS for e in entries)
-        blocked = any(
-            e.list is not SuppressionList.EXEMPTIONS
-            and not (e.list is SuppressionList.BOUNCES and exempt)
-            for e in entries
-        )
-        address = target[1:] if target.startswith("@") else target
-        return JSONResponse(
-            {
-                "address": address,
-                "blocked": blocked,
-                "exempt": exempt,
-                "entries": [e.to_api() for e in entries],
-            }
-        )
+        return JSONResponse(await self.store.check_address(principal.account, api_users, target))
 
 
 async def parse_list_filter(

@@ -99,18 +99,7 @@ class SuppressionPages:
                 error = str(exc)
             else:
                 api_users = sorted(await api_users_of(self.ctx.redis, session.account))
-                entries = await self.store.entries_for(session.account, api_users, target)
-                exempt = any(e.list is SuppressionList.EXEMPTIONS for e in entries)
-                check = {
-                    "address": target.lstrip("@") if target.startswith("@") else target,
-                    "exempt": exempt,
-                    "blocked": any(
-                        e.list is not SuppressionList.EXEMPTIONS
-                        and not (e.list is SuppressionList.BOUNCES and exempt)
-                        for e in entries
-                    ),
-                    "entries": [e.to_api() for e in entries],
-                }
+                check = await self.store.check_address(session.account, api_users, target)
         sizes = await self.store.account_sizes(session.account)
         return self.ctx.render(
             request,
