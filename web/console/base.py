@@ -48,7 +48,11 @@ class ConsoleContext:
     async def checked_form(self, request: Request, session: Session) -> FormData | None:
         """The posted form if it carries this session's CSRF token; None otherwise."""
         form = await request.form(max_files=0, max_fields=50)
-        return form if csrf.token_matches(session, csrf.request_token(request, form)) else None
+        return form if self.token_ok(request, session, form) else None
+
+    def token_ok(self, request: Request, session: Session, form: FormData) -> bool:
+        """Whether a form already read (an upload, say) carries this session's CSRF token."""
+        return csrf.token_matches(session, csrf.request_token(request, form))
 
     def refused(self, request: Request, session: Session) -> Response:
         return self.render(

@@ -12,7 +12,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -33,7 +33,6 @@ from queue_engine.suppression_input import (
     parse_block_csv,
     parse_item,
 )
-from web import csrf
 from web.api_suppressions import REPEAT_COMPLAINT_WARNING
 from web.console.base import ConsoleContext
 from web.session import Session
@@ -216,7 +215,7 @@ class SuppressionPages:
             }
             return await self.list_page(request, notice, 413, SuppressionList.BLOCKS)
         async with request.form(max_files=1, max_fields=3, max_part_size=MAX_UPLOAD_BYTES) as form:
-            if not _csrf_ok(session, request, form):
+            if not self.ctx.token_ok(request, session, form):
                 return self.ctx.refused(request, session)
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
@@ -325,10 +324,6 @@ def _parse_selected(value: str) -> tuple[str, str | None]:
     """A checkbox value: the entry's target, a tab and its API_USER when scoped."""
     target, _, api_user = value.partition("\t")
     return target, api_user or None
-
-
-def _csrf_ok(session: Session, request: Request, form: FormData) -> bool:
-    return csrf.token_matches(session, csrf.request_token(request, form))
 
 
 def _line(error: ItemError) -> str:
