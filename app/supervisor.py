@@ -3,7 +3,8 @@
 The supervisor owns the embedded Redis and starts each part as its own
 process, so the web and the engine use both cores. Every child dies with the
 supervisor (PDEATHSIG), even when it is SIGKILLed, and a part that crashes is
-restarted with a growing delay.
+restarted with a growing delay; so is the embedded Redis, if this supervisor
+started it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,35 @@ from pathlib import Path
 from types import FrameType
 
 from app import runtime
+from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from app.process import die_with_parent
 from app.settings import Settings
 
 STOP_GRACE_SECONDS = 10.0
 DEMO_RETURN_PATH_DOMAIN = "bounces.mailpulse.localhost"
 RESTART_DELAY_MAX = 30.0
+STABLE_SECONDS = 60.0
 ROUTES_WAIT_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class Backoff:
+    """When to start a dead process again: after 0.5 s, doubling up to RESTART_DELAY_MAX,
+    and after 0.5 s again once it has run for STABLE_SECONDS."""
+
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+    def running(self, now: float) -> None:
+        if now - self.started_at > STABLE_SECONDS:
+            self.restarts = 0
+
+    def failed(self, now: float) -> float:
+        delay = min(RESTART_DELAY_MAX, 0.5 * 2.0**self.restarts)
+        self.restarts += 1
+        self.next_start = now + delay
+        return delay
 
 
 @dataclass(slots=True)
@@ -34,9 +57,7 @@ class Part:
     name: str
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    next_start: float = 0.0
-    started_at: float = field(default=0.0)
+    backoff: Backoff = field(default_factory=Backoff)
     env: dict[str, str] | None = None  # this part's own environment, if not the shared one
 
     def start(self, env: dict[str, str]) -> None:
@@ -46,7 +67,43 @@ class Part:
             preexec_fn=die_with_parent,
             stdin=subprocess.DEVNULL,
         )
-        self.started_at = time.monotonic()
+        self.backoff.started_at = time.monotonic()
+
+
+@dataclass(slots=True)
+class RedisWatch:
+    """The embedded Redis this supervisor started, started again when it dies.
+
+    On the same data dir (its AOF holds every write it acknowledged) and at the
+    same address, so the parts, which were given the URL once, reconnect by
+    themselves. Called from the main thread, which PDEATHSIG ties the server to.
+    """
+
+    server: EmbeddedRedis
+    backoff: Backoff = field(default_factory=Backoff)
+    down: bool = False
+
+    def check(self, now: float) -> None:
+        if not self.down:
+            why = self.server.exited()
+            if why is None:
+                self.backoff.running(now)
+                return
+            self.down, delay = True, self.backoff.failed(now)
+            server = f"embedded redis-server (pid {self.server.pid})"
+            where = f"on {self.server.dir} at {self.server.address}"
+            _log(f"{server} {why}; restarting in {delay:.1f}s {where}")
+        elif now >= self.backoff.next_start:
+            try:
+                self.server.restart()
+            except EmbeddedRedisError as exc:
+                delay = self.backoff.failed(time.monotonic())
+                _log(f"embedded redis-server did not start again: {exc}\nretrying in {delay:.1f}s")
+                return
+            self.down, self.backoff.started_at = False, time.monotonic()
+            _log(
+                f"embedded redis-server running again (pid {self.server.pid}) at {self.server.url}"
+            )
 
 
 def supervise(settings: Settings, *, demo: bool) -> int:
@@ -57,7 +114,9 @@ def supervise(settings: Settings, *, demo: bool) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with runtime.redis_url(settings) as url:
+    with runtime.redis_server(settings) as (url, embedded):
+        # Not a Redis adopted from another process: that process restarts its own.
+        redis = RedisWatch(embedded) if embedded is not None and embedded.owned else None
         env = {**os.environ, "REDIS_URL": url, "PYTHONUNBUFFERED": "1"}
         base_url = f"http://{settings.http_host}:{settings.http_port}"
         parts = [Part("web", ["web"]), Part("engine", ["engine"]), Part("inbound", ["inbound"])]
@@ -85,7 +144,7 @@ def supervise(settings: Settings, *, demo: bool) -> int:
                 part.start(env)
         _banner(settings, base_url, url, creds, routes)
         try:
-            _watch(parts, env, stop)
+            _watch(parts, env, stop, redis)
         finally:
             _stop_all(parts)
     return 0
@@ -126,12 +185,10 @@ def _wait_for_routes(
         assert simulator.proc is not None
         code = simulator.proc.poll()
         if code is not None:
-            print(f"mailpulse: simulate exited with {code} before writing {routes}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            _log(f"simulate exited with {code} before writing {routes}")
             return False
         if time.monotonic() > deadline:
-            print(f"mailpulse: simulate did not write {routes} within {timeout:.0f}s",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            _log(f"simulate did not write {routes} within {timeout:.0f}s")
             return False
         if stop.wait(0.05):
             return False
@@ -164,23 +221,28 @@ def _banner(
     print("\n".join(lines), flush=True)
 
 
-def _watch(parts: list[Part], env: dict[str, str], stop: threading.Event) -> None:
+def _watch(
+    parts: list[Part], env: dict[str, str], stop: threading.Event, redis: RedisWatch | None
+) -> None:
     while not stop.wait(0.2):
         now = time.monotonic()
+        if redis is not None:
+            redis.check(now)
         for part in parts:
             if part.proc is None:
-                if now >= part.next_start:
+                if now >= part.backoff.next_start:
                     part.start(env)
                 continue
             code = part.proc.poll()
             if code is None:
-                if now - part.started_at > 60:
-                    part.restarts = 0
+                part.backoff.running(now)
                 continue
-            delay = min(RESTART_DELAY_MAX, 0.5 * 2**part.restarts)
-            print(f"mailpulse: {part.name} exited with {code}; restarting in {delay:.1f}s",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            part.proc, part.restarts, part.next_start = None, part.restarts + 1, now + delay
+            part.proc, delay = None, part.backoff.failed(now)
+            _log(f"{part.name} exited with {code}; restarting in {delay:.1f}s")
+
+
+def _log(message: str) -> None:
+    print(f"mailpulse: {message}", file=sys.stderr, flush=True)
 
 
 def _stop_all(parts: list[Part]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_server
+from app.embedded_redis import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    find_redis_server,
+    make_private_dir,
+    socket_path,
+)
 from app.process import pid_alive, process_cmdline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,11 +120,84 @@ def test_hung_server_is_replaced(tmp_path: Path) -> None:
         hung.stop()
 
 
-def test_long_data_dir_falls_back_to_tcp(tmp_path: Path) -> None:
-    data_dir = tmp_path / ("d" * 120)
+def long_dir(tmp_path: Path, name: str = "d") -> Path:
+    """A data dir whose own socket path would not fit in sun_path (108 bytes)."""
+    data_dir = tmp_path / (name * max(1, 110 - len(os.fsencode(tmp_path))))
+    assert len(os.fsencode(data_dir)) >= 110
+    return data_dir
+
+
+def test_short_data_dir_keeps_its_socket_inside(tmp_path: Path) -> None:
+    assert socket_path(tmp_path / "redis") == tmp_path / "redis" / "redis.sock"
+
+
+def test_long_data_dir_gets_a_short_socket_named_by_its_path(tmp_path: Path) -> None:
+    first, second = long_dir(tmp_path, "a"), long_dir(tmp_path, "b")
+    path = socket_path(first / "redis")
+    assert path.parent == Path("/tmp") / f"mailpulse-{os.getuid()}"
+    assert len(os.fsencode(path)) < 100
+    assert socket_path(first / "redis") == path  # the same on every start
+    assert socket_path(second / "redis") != path
+    link = long_dir(tmp_path, "l")
+    link.symlink_to(first)
+    assert socket_path(link / "redis") == path  # one data dir, one socket
+    assert socket_path(first / "redis", tmp_path).parent == tmp_path / f"mailpulse-{os.getuid()}"
+
+
+def test_the_short_socket_directory_must_be_private(tmp_path: Path) -> None:
+    made = tmp_path / "made"
+    make_private_dir(made)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    make_private_dir(made)  # already there, ours, private: fine
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    link = tmp_path / "link"
+    link.symlink_to(made)
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for path in (shared, link, a_file):
+        with pytest.raises(EmbeddedRedisError, match=r"mode 700.*MAILPULSE_DATA_DIR"):
+            make_private_dir(path)
+    with pytest.raises(EmbeddedRedisError, match="MAILPULSE_DATA_DIR"):
+        make_private_dir(tmp_path / "missing" / "dir")
+
+
+def test_long_data_dir_listens_on_the_short_socket_only(tmp_path: Path) -> None:
+    with EmbeddedRedis(long_dir(tmp_path)) as server, redis.Redis.from_url(server.url) as client:
+        assert server.url == server.address == f"unix://{server.socket}"
+        assert len(os.fsencode(server.socket)) < 100
+        assert stat.S_IMODE(server.socket.parent.stat().st_mode) == 0o700
+        assert client.config_get("port") == {"port": "0"}  # no TCP port for other users
+
+
+def test_a_killed_server_restarts_at_the_same_address(tmp_path: Path) -> None:
+    data_dir = long_dir(tmp_path)
     with EmbeddedRedis(data_dir) as server:
-        assert server.url.startswith("redis://127.0.0.1:")
-        assert ping(server.url)
+        url, pid = server.url, server.pid
+        with pytest.raises(EmbeddedRedisError, match="still running"):
+            server.restart()
+        with redis.Redis.from_url(url) as client:
+            client.set("before", "kill")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: server.exited() == "exited with -9")
+
+        assert server.restart() == url
+        assert server.owned and server.pid != pid and server.exited() is None
+        assert state(data_dir)["pid"] == server.pid
+        with redis.Redis.from_url(url) as client:
+            assert client.get("before") == b"kill"  # appendfsync always: on disk before the reply
+
+
+def test_adopting_a_long_data_dir_server_shares_its_socket(tmp_path: Path) -> None:
+    with EmbeddedRedis(long_dir(tmp_path)) as first:
+        other = EmbeddedRedis(long_dir(tmp_path))
+        assert other.start() == first.url == other.address
+        assert not other.owned and other.pid == first.pid
+        other.stop()
+        assert ping(first.url)
 
 
 def test_server_dies_with_sigkilled_parent(tmp_path: Path) -> None:

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from crash_harness import Engines, TracingMP, requesting_now, until
 from soak_harness import POLICY
+from traffic import Traffic
 
 from app.embedded_redis import EmbeddedRedis
 from app.runtime import connect
@@ -38,44 +36,9 @@ from web.session import COOKIE, Session, SessionCodec
 DOMAINS = [f"restart{d}.example" for d in range(2)]
 
 
-@dataclass
-class Traffic:
-    """A sender posting 20 recipients at a time, as fast as it is answered."""
-
-    client: httpx.AsyncClient
-    auth: dict[str, str]
-    acknowledged: list[str] = field(default_factory=list)
-    answers: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    calls: int = 0
-    stopped: bool = False
-    """Stops it between calls: a cancellation can be lost inside a call (Python 3.11's
-    asyncio.wait_for, which the app's body limit uses, may swallow one)."""
-
-    async def run(self) -> None:
-        while not self.stopped:
-            n = self.calls
-            self.calls += 1
-            to = [f"u{n}-{i}@{DOMAINS[i % len(DOMAINS)]}" for i in range(20)]
-            body = {"from": "shop@acme.example", "to": to, "subject": "s", "text": "t"}
-            response = await self.client.post("/v1/mail/send", json=body, headers=self.auth)
-            self.answers[response.status_code] += 1
-            if response.status_code == 202:
-                self.acknowledged += response.json()["email_ids"]
-            else:
-                self.errors[response.json()["error"]["code"]] += 1
-                await asyncio.sleep(0.05)  # a client backing off, as Retry-After asks
-
-
 @pytest.fixture
-def redis_dir() -> Iterator[Path]:
-    # Short, so the server listens on a unix socket whose path (the URL) survives a restart.
-    path = Path(tempfile.mkdtemp(prefix="mp-restart-"))
-    yield path
-    with contextlib.suppress(OSError):
-        for child in sorted(path.rglob("*"), reverse=True):
-            child.unlink() if not child.is_dir() else child.rmdir()
-        path.rmdir()
+def redis_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
 
 
 @pytest.fixture
@@ -122,7 +85,7 @@ async def test_redis_killed_and_restarted_loses_nothing_acknowledged(
     cookie = SessionCodec(engine_config.secret).encode(session)
     async with httpx.AsyncClient(transport=transport, base_url="http://mailpulse.test") as c:
         c.cookies.set(COOKIE, cookie)
-        traffic = Traffic(c, {"authorization": f"Basic {basic}"})
+        traffic = Traffic(c, {"authorization": f"Basic {basic}"}, DOMAINS)
         sending = asyncio.create_task(traffic.run())
         try:
             # Leases long enough that an MP slowed down by this busy test loop does not
