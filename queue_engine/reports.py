@@ -380,7 +380,9 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
             return data.decode("cp1252", "replace")
     try:
         return data.decode(_CODECS.get(cs, cs), "replace")
-    except LookupError:
+    except (LookupError, ValueError):
+        # Not a codec, or one that refuses "replace" or its name (idna, punycode, a NUL
+        # in the name): read as undeclared.
         return decode_bytes(data, None)
 
 

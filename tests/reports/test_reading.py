@@ -116,6 +116,13 @@ def test_undeclared_8bit_text_is_guessed() -> None:
     assert decode_bytes(b"caf\xe9 ", "x-unknown-charset") == "café "
 
 
+@pytest.mark.parametrize("charset", ["idna", "punycode", "utf-8\x00", "hex"])
+def test_charsets_that_refuse_to_decode_text_read_as_undeclared(charset: str) -> None:
+    """Found by the damaged-corpus property test: idna refuses the "replace" handler,
+    punycode raises on 8-bit bytes, a NUL in the name is a ValueError, hex is no text codec."""
+    assert decode_bytes(b"caf\xe9 ", charset) == "café "
+
+
 def test_truncated_multipart_keeps_its_last_part() -> None:
     body = b"preamble\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\n\r\ntwo, cut he"
     assert split_multipart(body, b"b") == [
