@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -87,6 +87,15 @@ def direct_children(root: int) -> dict[int, str]:
         for pid, cmd in descendants(root).items()
         if (fields := _stat_fields(pid)) and int(fields[1]) == root
     }
+
+
+def embedded_state(data_dir: Path) -> dict[str, Any] | None:
+    """The data dir's embedded.json: the running embedded Redis's pid and URL."""
+    path = data_dir / "redis" / "embedded.json"
+    if not path.exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
 
 
 def redis_servers_in(redis_dir: Path) -> list[int]:
@@ -208,7 +217,8 @@ class System:
         wait_until(self.healthy, timeout, f"GET /healthz 200 (stderr: {self.stderr_tail()})")
 
     def redis_pid(self) -> int:
-        state = json.loads((self.data_dir / "redis" / "embedded.json").read_text())
+        state = embedded_state(self.data_dir)
+        assert state is not None, f"no embedded Redis in {self.data_dir}"
         pid: int = state["pid"]
         return pid
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import redis
-from processes import free_port, wait_until
+from processes import embedded_state, free_port, redis_servers_in, wait_until
 
-from app.process import pid_alive, process_cmdline
+from app.process import pid_alive
 from queue_engine import keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,28 +61,6 @@ def one_json_object(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     value = json.loads(lines[0])
     assert isinstance(value, dict)
     return value
-
-
-def embedded_state(data_dir: Path) -> dict[str, Any] | None:
-    path = data_dir / "redis" / "embedded.json"
-    if not path.exists():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
-    return state
-
-
-def redis_servers_in(redis_dir: Path) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if not any("redis-server" in part for part in process_cmdline(pid)):
-            continue
-        with contextlib.suppress(OSError):
-            if Path(os.readlink(f"/proc/{pid}/cwd")) == redis_dir.resolve() and pid_alive(pid):
-                found.append(pid)
-    return found
 
 
 def no_embedded_redis_left(data_dir: Path) -> None:

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -39,15 +39,6 @@ DOMAINS = [f"restart{d}.example" for d in range(2)]
 @pytest.fixture
 def redis_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
-
-
-@pytest.fixture
-async def tracing_mp() -> AsyncIterator[TracingMP]:
-    server = await TracingMP().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

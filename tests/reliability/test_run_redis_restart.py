@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -28,6 +27,7 @@ from crash_harness import TracingMP
 from processes import (
     System,
     direct_children,
+    embedded_state,
     redis_servers_in,
     running,
     snapshot,
@@ -45,17 +45,9 @@ DOMAINS = ["gmail.example", "outlook.example"]
 T = TypeVar("T")
 
 
-@pytest.fixture
-async def tracing_mp() -> AsyncIterator[TracingMP]:
-    server = await TracingMP().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-def redis_state(system: System) -> dict[str, object]:
-    state: dict[str, object] = json.loads((system.data_dir / "redis" / "embedded.json").read_text())
+def redis_state(system: System) -> dict[str, Any]:
+    state = embedded_state(system.data_dir)
+    assert state is not None, f"no embedded Redis in {system.data_dir}"
     return state
 
 
@@ -95,7 +87,7 @@ async def test_run_restarts_its_killed_redis_and_loses_no_mail(
         await asyncio.to_thread(system.wait_line, "mailpulse is running")
         await asyncio.to_thread(system.wait_healthy)
         first = redis_state(system)
-        url, killed = str(first["url"]), int(str(first["pid"]))
+        url, killed = str(first["url"]), int(first["pid"])
         assert url.startswith("unix://")
         if data_dir_bytes:
             assert url.startswith(f"unix:///tmp/mailpulse-{os.getuid()}/"), url
