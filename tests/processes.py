@@ -135,7 +135,8 @@ def wait_gone(snap: dict[int, tuple[str, int | None]], timeout: float, why: str)
         time.sleep(0.05)
 
 
-def base_env(data_dir: Path) -> dict[str, str]:
+def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """This environment without any mailpulse setting, then a data dir, free ports, `extra`."""
     env = {
         k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("MAILPULSE_")
     }
@@ -144,6 +145,7 @@ def base_env(data_dir: Path) -> dict[str, str]:
         MAILPULSE_HTTP_PORT=str(free_port()),
         MAILPULSE_SMTP_PORT=str(free_port()),
     )
+    env.update(extra)
     return env
 
 
@@ -154,7 +156,7 @@ class System:
         self, tmp_path: Path, *args: str, data_dir: Path | None = None, **env: str
     ) -> None:
         self.data_dir = data_dir or tmp_path / "data"
-        self.env = base_env(self.data_dir) | env
+        self.env = base_env(self.data_dir, **env)
         self.base_url = f"http://127.0.0.1:{self.env['MAILPULSE_HTTP_PORT']}"
         self.err_path = tmp_path / "supervisor.stderr"
         self.lines: list[str] = []

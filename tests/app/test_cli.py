@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import redis
-from processes import embedded_state, free_port, redis_servers_in, wait_until
+from processes import base_env, embedded_state, redis_servers_in, wait_until
 
 from app.process import pid_alive
 from queue_engine import keys
@@ -26,19 +26,6 @@ T = TypeVar("T")
 
 ACCOUNT_KEYS = {"account", "email", "password", "account_key"}
 API_USER_KEYS = {"account", "api_user", "api_key", "type"}
-
-
-def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("MAILPULSE_")
-    }
-    env.update(
-        MAILPULSE_DATA_DIR=str(data_dir),
-        MAILPULSE_HTTP_PORT=str(free_port()),
-        MAILPULSE_SMTP_PORT=str(free_port()),
-    )
-    env.update(extra)
-    return env
 
 
 def mailpulse(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
