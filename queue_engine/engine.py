@@ -79,7 +79,7 @@ class Engine:
             asyncio.create_task(self._every(5.0, self.pool.close_idle)),
             asyncio.create_task(self._every(SLOT_SECONDS / 3, self.pool.heartbeat)),
             asyncio.create_task(self._every(RETENTION_SECONDS, self._trim)),
-            asyncio.create_task(self._every(PRUNE_SECONDS, self.deliverer.suppressions.prune)),
+            asyncio.create_task(self._every(PRUNE_SECONDS, self.deliverer.suppressions.maintain)),
             asyncio.create_task(self.feedback.run()),
         ]
         if self.exports is not None:
