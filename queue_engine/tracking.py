@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import re
@@ -28,12 +27,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from queue_engine import keys
 from queue_engine.correlation import email_id_from, mac, token
 from queue_engine.message import MessageError
 from queue_engine.records import CLICKS, OPENS, UNSUBSCRIBE, iso
+from queue_engine.scripts import Batched
 from queue_engine.suppression import Origin, Suppressions, UnsubscribeReason
 
 OPEN = "mailpulse-open"
@@ -194,7 +193,7 @@ class TrackingEvents:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._sha = hashlib.sha1(_EVENTS_LUA.encode()).hexdigest()  # noqa: S324 (Redis's id)
+        self._script = Batched(redis, _EVENTS_LUA)
         self._queue: list[_Queued] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -225,23 +224,13 @@ class TrackingEvents:
             self._writer = None
 
     async def _write(self, batch: list[_Queued]) -> list[Any]:
-        """Plain EVALSHA: redis-py's Script in a pipeline would ask SCRIPT EXISTS first,
-        a second round trip per batch; a Redis that lost the script gets it again."""
-        results = await self._evalsha(batch)
-        lost = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if lost:
-            await self.redis.script_load(_EVENTS_LUA)
-            for i, result in zip(lost, await self._evalsha([batch[i] for i in lost]), strict=True):
-                results[i] = result
-        return results
-
-    async def _evalsha(self, batch: list[_Queued]) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for q in batch:
-                count_field = f"{q.field}_count"
-                key = keys.email(q.email_id)
-                pipe.evalsha(self._sha, 1, key, q.field, count_field, q.line, str(q.keep))
-            return list(await pipe.execute(raise_on_error=False))
+        """One round trip (scripts.py), whatever the batch."""
+        return await self._script.run(
+            [
+                ([keys.email(q.email_id)], [q.field, f"{q.field}_count", q.line, str(q.keep)])
+                for q in batch
+            ]
+        )
 
     async def opened(self, email_id: str, time: str, ip: str, user_agent: str) -> int:
         """The email's open count now; 0 when its record is gone (nothing is written)."""
