@@ -17,6 +17,11 @@ class EngineConfig:
     smtp_timeout_seconds: float = 60.0
     lease_seconds: float = 300.0
     batch_size: int = 200
+    max_active_queues: int = 256
+    """Queues one engine drains at once (each is a task with up to its connections)."""
+    max_slow_queues: int = 256
+    """Queues waiting on slow MPs one engine drains at once, beside `max_active_queues`
+    (engine.py `_start_due`)."""
     helo_name: str = "localhost"
     return_path_domain: str | None = None
     secret: bytes = b"mailpulse-test-secret"

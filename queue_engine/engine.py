@@ -32,7 +32,9 @@ from queue_engine.smtp_client import SmtpPool
 
 log = logging.getLogger(__name__)
 
-MAX_ACTIVE_QUEUES = 256
+STALL_SECONDS = 5.0
+"""A queue whose attempts have all been waiting this long (or half the SMTP step timeout,
+if shorter) is waiting on a slow MP, and leaves the engine's cap (`_note_stalls`)."""
 RECONCILE_SECONDS = 2.0
 BUSY_REST_MS = 500
 RETENTION_SECONDS = 3600.0
@@ -64,6 +66,15 @@ class Engine:
             ExportWorker(redis, config.exports_dir, clock) if config.exports_dir else None
         )
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._progress: dict[str, float] = {}
+        """Active queue → when (monotonic) its batch started or an attempt of it ended."""
+        self._stalled: set[str] = set()
+        """Active queues whose attempts all waited STALL_SECONDS at some point of this drain."""
+        self._slow: set[str] = set()
+        """Active queues counted in the slow budget, not the cap."""
+        self._known_slow: set[str] = set()
+        """Queues whose last drain stalled: started in the slow budget only."""
+        self._stall_seconds = min(STALL_SECONDS, config.smtp_timeout_seconds / 2)
         self._wake = asyncio.Event()
         self._resting: dict[str, int] = {}
         """Queue → until when this engine leaves it alone (every connection was busy)."""
@@ -109,18 +120,60 @@ class Engine:
                     await self._wake.wait()
 
     async def _start_due(self) -> float:
+        """Start draining due queues, within two budgets.
+
+        A queue waiting on a slow MP (a tarpit, an MP that stalls at some step: each
+        step may take up to the SMTP timeout, each attempt up to its lease) must not
+        keep other domains waiting: once all its attempts have waited STALL_SECONDS
+        it leaves the cap (`max_active_queues`) for the slow budget
+        (`max_slow_queues`), which bounds what stalled MPs hold (tasks, connections).
+        A queue whose last drain stalled starts in the slow budget only, so however
+        many slow MPs there are, they take the cap's slots at most once each, for
+        STALL_SECONDS, while the slow budget is full.
+        """
         now = self.now_ms()
-        room = MAX_ACTIVE_QUEUES - len(self._active)
         self._resting = {t: until for t, until in self._resting.items() if until > now}
-        for tag in await self.queues.due_queues(now, limit=room + len(self._active)):
-            if len(self._active) >= MAX_ACTIVE_QUEUES:
-                break
-            if tag not in self._active and tag not in self._resting:
+        self._note_stalls()
+        config = self.config
+        fast = len(self._active) - len(self._slow)
+        fast_room = config.max_active_queues - fast
+        slow_room = config.max_slow_queues - len(self._slow)
+        if fast_room > 0 or slow_room > 0:
+            skipped = len(self._active) + len(self._resting) + len(self._known_slow)
+            for tag in await self.queues.due_queues(now, limit=fast_room + slow_room + skipped):
+                if tag in self._active or tag in self._resting:
+                    continue
+                if tag in self._known_slow:
+                    if slow_room <= 0:
+                        continue
+                    slow_room -= 1
+                    self._slow.add(tag)
+                elif fast_room > 0:
+                    fast_room -= 1
+                else:
+                    continue
                 self._active[tag] = asyncio.create_task(self._drain(tag))
         next_due = await self.queues.next_due_ms()
         if next_due is not None and next_due > now:
             return min(1.0, (next_due - now) / 1000)
         return 1.0
+
+    def _note_stalls(self) -> None:
+        """Queues whose attempts have all waited STALL_SECONDS leave the cap for the slow
+        budget while it has room; the scheduler calls this at least once a second."""
+        now = time.monotonic()
+        for tag, since in self._progress.items():
+            if now - since >= self._stall_seconds:
+                if tag not in self._stalled:
+                    log.info("engine: queue %s waits on a slow MP", tag)
+                self._stalled.add(tag)
+        for tag in self._stalled - self._slow:
+            if len(self._slow) >= self.config.max_slow_queues:
+                break
+            self._slow.add(tag)
+
+    def _attempt_ended(self, tag: str) -> None:
+        self._progress[tag] = time.monotonic()
 
     async def _drain(self, tag: str) -> None:
         try:
@@ -133,7 +186,10 @@ class Engine:
                 if not claim.email_ids:
                     await self.queues.set_due(tag, claim.next_due_ms)
                     return
-                report = await self.deliverer.deliver(tag, claim.email_ids, now + lease_ms)
+                self._attempt_ended(tag)  # the batch starts: nothing waits yet
+                report = await self.deliverer.deliver(
+                    tag, claim.email_ids, now + lease_ms, lambda: self._attempt_ended(tag)
+                )
                 if report.busy and not report.attempts:
                     self._resting[tag] = self.now_ms() + BUSY_REST_MS
                     return
@@ -143,6 +199,13 @@ class Engine:
             log.exception("engine: queue %s failed; its leases will expire and be retried", tag)
         finally:
             del self._active[tag]
+            self._slow.discard(tag)
+            if tag in self._stalled:
+                self._stalled.discard(tag)
+                self._known_slow.add(tag)
+            elif tag in self._progress:  # a batch ran and never stalled
+                self._known_slow.discard(tag)
+            self._progress.pop(tag, None)
             self._wake.set()
 
     async def _listen(self) -> None:
