@@ -1,7 +1,7 @@
 """The crash-safety soak (issue 10): mail through engine processes that are SIGKILLed
 at random moments, then every record, index, queue and counter checked against
-what the MP got. tests/reliability/test_soak.py runs it small; bench/soak.py
-runs the full 20,000 emails and reports throughput.
+what the MP got. tests/reliability/test_soak.py runs it with the issue's 20,000
+emails; bench/soak.py runs it after a baseline without kills and reports figures.
 
 All mail is submitted first (through the send API), then the engines start, so
 the figures are the engines' and the MP's: delivered/s from the engines' start
