@@ -14,8 +14,10 @@ check of the soak (nothing lost, each email final once, counters and pending
 agree with the records) is an assertion: a failing check fails the bench.
 
 Lines (JSON, stdout): `machine`; `delivered_per_s` for the baseline and under
-kills (with `baseline` and `ratio`); `duplicates` (emails the MP got twice, and
-per kill how long before the kill the MP had accepted them); per kill
+kills (with `baseline` and `ratio`); `duplicates` (emails the MP got twice, per
+kill; how many of them the MP had accepted before the SIGKILL, and how long
+before it: a negative age is a copy the MP accepted after the kill, whose
+transaction the dead engine never completed); per kill
 `restart_recovery`: seconds from the replacement's start to its first delivery
 and to full throughput (the first half-second window wholly after the kill
 whose rate is back to 90% of the baseline's median half-second rate; 0.5 s at
@@ -192,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         unit="emails",
         per_kill=soak.resent,
         baseline=base.duplicates,
+        accepted_before_kill=sum(1 for age in ages if age > 0),
         accepted_before_kill_ms=None
         if not ages
         else {

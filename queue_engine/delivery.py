@@ -160,18 +160,26 @@ class _StatusWriter:
         self._waiting: list[tuple[Update, _Settler]] = []
         self._task: asyncio.Task[None] | None = None
         self._last_start = float("-inf")
+        self._hurry = asyncio.Event()
+        """A batch has sent everything and waits for its statuses: no pause then."""
 
     def add(self, update: Update, settler: _Settler) -> None:
         self._waiting.append((update, settler))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
 
+    def hurry(self) -> None:
+        self._hurry.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
             pause = self._last_start + STATUS_WRITE_SECONDS - loop.time()
             if pause > 0:
-                await asyncio.sleep(pause)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._hurry.wait()
+            self._hurry.clear()
             group, self._waiting = self._waiting, []
             self._last_start = loop.time()
             try:
@@ -243,6 +251,8 @@ class _Settler:
         a round trip or two, before it stops: what the MP accepted is recorded and
         counted now, not by another engine after the lease."""
         self._sent_all.set()
+        if self._unwritten:
+            self._statuses.hurry()
         try:
             await self._ended()
         except asyncio.CancelledError:

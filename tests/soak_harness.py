@@ -89,7 +89,8 @@ class Kill:
     """Unique emails the MP had accepted when the kill was decided."""
     jitter_s: float
     at: float = 0.0
-    """time.monotonic() of the SIGKILL."""
+    """time.monotonic() just before the SIGKILL. The MP runs in this event loop, which the
+    kill blocks: a copy it accepted earlier than this was accepted before the SIGKILL."""
     replacement: str = ""
     restarted_at: float = 0.0
     recorded_unacked: int = 0
@@ -257,8 +258,8 @@ async def run_soak(
             # starting up proves less.
             working = [h for h in engines.alive if mp.accepted_from[h]] or engines.alive
             kill.victim = rng.choice(sorted(working))
+            kill.at = time.monotonic()  # the event loop (and so the MP) waits for the kill
             engines.kill(kill.victim)
-            kill.at = time.monotonic()
             kill.replacement = f"engine-{len(engines.procs) + 1}.soak"
             engines.start(kill.replacement, plan.lease_seconds)
             kill.restarted_at = time.monotonic()
