@@ -127,9 +127,9 @@ class Engine:
         keep other domains waiting: once all its attempts have waited STALL_SECONDS
         it leaves the cap (`max_active_queues`) for the slow budget
         (`max_slow_queues`), which bounds what stalled MPs hold (tasks, connections).
-        A queue whose last drain stalled starts in the slow budget only, so however
-        many slow MPs there are, they take the cap's slots at most once each, for
-        STALL_SECONDS, while the slow budget is full.
+        A queue whose last drain stalled starts in the slow budget only. So a slow MP
+        takes a slot of the cap once: for STALL_SECONDS while the slow budget has
+        room, for one batch when it is full.
         """
         now = self.now_ms()
         self._resting = {t: until for t, until in self._resting.items() if until > now}
@@ -193,6 +193,8 @@ class Engine:
                 if report.busy and not report.attempts:
                     self._resting[tag] = self.now_ms() + BUSY_REST_MS
                     return
+                if tag in self._stalled and tag not in self._slow:
+                    return  # no slow slot was free: its cap slot goes back after one batch
         except _REDIS_DOWN as exc:
             log.warning("engine: queue %s interrupted by redis (%s); leases will expire", tag, exc)
         except Exception:
