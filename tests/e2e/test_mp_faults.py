@@ -1,8 +1,9 @@
 """Broken MPs (issue 10, point 3): each fault of the simulator, reached through the
 send API and an engine with a one-second SMTP timeout, ends in a retry and then
 the right failure; no worker waits longer than its timeout; a tarpit slows no
-other domain; STARTTLS is used when offered and a broken one falls back to plain
-text. RELIABILITY.md ("MP faults") tabulates what these tests prove.
+other domain, nor do more stalled MPs than the engine drains queues at once;
+STARTTLS is used when offered and a broken one falls back to plain text.
+RELIABILITY.md ("MP faults") tabulates what these tests prove.
 """
 
 from __future__ import annotations
@@ -201,6 +202,51 @@ async def test_a_tarpit_mp_slows_no_other_domain(client, sender, mp, serve, star
         assert item["status"] == "requesting" and item["delivery_log"] == [], item
     assert beside < 3 * alone + 1.0, (alone, beside)
     print(f"\n300 emails to a healthy MP: {alone:.2f}s alone, {beside:.2f}s beside a tarpit")
+
+
+STALL_TIMEOUT = 8.0
+"""smtp_timeout_seconds of the next test: a stalled MP's first attempts end after this
+long; their queues count as waiting on a slow MP after half of it (engine.py)."""
+
+
+async def test_more_stalled_mps_than_the_cap_leave_healthy_mail_its_slot(
+    client, sender, mp, serve, start_engine, wait_for
+):
+    stalled = []
+    for i in range(3):  # MPs that accept connections and never greet
+        profile = Profile(name=f"stall{i}", fault="stall", fault_stage="greeting")
+        stalled.append(await serve(name=profile.name, profile=profile))
+    routes = {f"{s.name}.example": route(s) for s in stalled} | {"*": route(mp)}
+    await start_engine(
+        routes=routes, smtp_timeout_seconds=STALL_TIMEOUT, max_active_queues=2, max_slow_queues=2
+    )
+    waiting = []
+    for server in stalled:
+        to = [f"u{i}@{server.name}.example" for i in range(4)]
+        waiting += await send(client, sender.basic, to)
+
+    async def cap_taken() -> bool:
+        # The first two stalled queues hold the cap's two slots, their lanes all waiting.
+        return [sum(s.state.connections.values()) for s in stalled] == [4, 4, 0]
+
+    await wait_for(cap_taken)
+    started = time.monotonic()
+    healthy = await send(client, sender.basic, [f"u{i}@gmail.example" for i in range(20)])
+
+    async def delivered() -> bool:
+        items = [await email_record(client, sender, email_id) for email_id in healthy]
+        return all(item["status"] == "delivered" for item in items)
+
+    await wait_for(delivered, within=STALL_TIMEOUT)
+    took = time.monotonic() - started
+    # Out before any stalled attempt ended: their queues gave up the cap's slots while
+    # still waiting, not when their attempts timed out.
+    for email_id in waiting:
+        item = await email_record(client, sender, email_id)
+        assert item["status"] == "requesting" and item["delivery_log"] == [], item
+    assert mp.state.accepted == len(healthy)
+    assert took < STALL_TIMEOUT, took
+    print(f"\n20 emails beside 3 stalled MPs, a cap of 2 queues: delivered in {took:.2f}s")
 
 
 def tls_context() -> ssl.SSLContext:
