@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import runtime
 from app.embedded_redis import EmbeddedRedisError
+from app.process import raise_open_files_limit
 from app.settings import Settings, SettingsError
 from queue_engine.accounts import (
     AccountError,
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command: str = args.command
+    raise_open_files_limit()
     if command == "run":
         from app.supervisor import supervise
 

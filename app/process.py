@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import sys
 
@@ -53,3 +54,25 @@ def process_cmdline(pid: int) -> list[str]:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return []
     return [os.fsdecode(part) for part in raw.split(b"\0") if part]
+
+
+OPEN_FILES_CEILING = 1 << 20
+"""What to ask for when the hard limit is unlimited (the kernel's usual nr_open)."""
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one; returns the soft limit now.
+
+    An engine holds a socket per SMTP connection (up to a domain's `max_connections`
+    for each of hundreds of queues) and a web process one per websocket client: the
+    usual default soft limit of 1,024 would refuse them long before the machine must.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft
+        return wanted
+    return soft

@@ -6,13 +6,16 @@ stdout line by line, and inspects its descendants through /proc.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 from processes import (
     descendants,
     direct_children,
@@ -25,7 +28,7 @@ from processes import (
     wait_until,
 )
 
-from app.process import pid_alive
+from app.process import OPEN_FILES_CEILING, pid_alive
 
 PARTS = ("app.cli web", "app.cli engine", "app.cli inbound")
 DEMO_PARTS = ("app.cli simulate", "app.cli demo-traffic")
@@ -153,3 +156,31 @@ def test_a_crashed_part_is_restarted(tmp_path: Path) -> None:
         system.proc.send_signal(signal.SIGINT)
         assert system.proc.wait(timeout=15) == 0, system.stderr_tail()
         wait_gone(before, 10, "the tree after SIGINT")
+
+
+def open_files_limit(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError(f"no open files limit for {pid}")
+
+
+def test_every_part_lifts_its_open_files_limit(tmp_path: Path) -> None:
+    """Started under the usual soft limit of 1,024 open files, each part runs with the
+    hard limit: an engine's SMTP connections and a web process's websockets need more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard limit here is {hard}: nothing to lift")
+    wanted = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    with contextlib.ExitStack() as stack:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+        try:
+            system = stack.enter_context(running(tmp_path))
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        system.wait_line("mailpulse is running")
+        assert open_files_limit(system.proc.pid) == wanted
+        tree = wait_for_parts(system, PARTS)
+        parts = [pid for pid, cmd in tree.items() if any(part in cmd for part in PARTS)]
+        assert len(parts) == len(PARTS)
+        assert {pid: open_files_limit(pid) for pid in parts} == dict.fromkeys(parts, wanted)
