@@ -102,14 +102,21 @@ def make_private_dir(path: Path) -> None:
         )
 
 
-def _ping(url: str, timeout: float = 1.0) -> bool:
+READY, LOADING, DOWN = "ready", "loading", "down"
+
+
+def _probe(url: str, timeout: float = 1.0) -> str:
+    """READY, LOADING (alive, reading its AOF back: seconds to minutes for a large
+    dataset, and no reason to kill it) or DOWN."""
     try:
         with redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         ) as client:
-            return bool(client.ping())
+            return READY if client.ping() else DOWN
+    except redis.BusyLoadingError:
+        return LOADING
     except (redis.RedisError, OSError):
-        return False
+        return DOWN
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -270,7 +277,7 @@ class EmbeddedRedis:
             return None
         if not pid_alive(pid) or not self._is_our_server(pid):
             return None  # stale file: the pid died or was recycled
-        if _ping(url):
+        if self._wait_loaded(pid, url) == READY:
             return pid, url
         os.kill(pid, signal.SIGTERM)
         if not _wait_gone(pid, 5.0):
@@ -325,14 +332,29 @@ class EmbeddedRedis:
 
     @staticmethod
     def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
+        """Whether the new server answers within `timeout` of its last sign of life: one
+        still loading its AOF is waited for however long that takes (a million
+        suppression entries are tens of seconds of AOF), never killed as hung."""
         deadline = time.monotonic() + timeout
         while proc.poll() is None:
-            if _ping(url, timeout=0.5):
+            state = _probe(url, timeout=0.5)
+            if state == READY:
                 return True
-            if time.monotonic() >= deadline:
+            if state == LOADING:
+                deadline = time.monotonic() + timeout
+            elif time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
         return False
+
+    @staticmethod
+    def _wait_loaded(pid: int, url: str) -> str:
+        """The recorded server's state, once it has finished loading its AOF."""
+        state = _probe(url)
+        while state == LOADING and pid_alive(pid):
+            time.sleep(0.05)
+            state = _probe(url)
+        return state
 
     def _log_tail(self, offset: int, lines: int = 20) -> str:
         try:

@@ -120,6 +120,32 @@ def test_hung_server_is_replaced(tmp_path: Path) -> None:
         hung.stop()
 
 
+def test_a_server_loading_a_large_aof_is_waited_for_not_killed(tmp_path: Path) -> None:
+    """Redis answers LOADING while it reads its AOF back, for seconds to minutes with a
+    large dataset: start() must wait for it (it was killed after the start timeout,
+    and the supervisor would have killed every restart of a big dataset the same way)."""
+    aof = tmp_path / "redis" / "appendonly.aof"
+    aof.parent.mkdir(parents=True)
+    n = 600_000
+    with open(aof, "wb") as f:
+        for first in range(0, n, 10_000):
+            f.write(
+                b"".join(
+                    b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$5\r\nvalue\r\n" % (len(k), k)
+                    for k in (b"key:%d" % i for i in range(first, first + 10_000))
+                )
+            )
+    server = EmbeddedRedis(tmp_path)
+    started = time.monotonic()
+    server.start(timeout=0.1)  # far shorter than the load
+    try:
+        assert time.monotonic() - started > 0.1  # it did have to wait for the load
+        with redis.Redis.from_url(server.url) as client:
+            assert client.dbsize() == n
+    finally:
+        server.stop()
+
+
 def long_dir(tmp_path: Path, name: str = "d") -> Path:
     """A data dir whose own socket path would not fit in sun_path (108 bytes)."""
     data_dir = tmp_path / (name * max(1, 110 - len(os.fsencode(tmp_path))))
