@@ -17,6 +17,8 @@ cheapest raw lookup Redis offers. Rounds interleave ours and the baseline.
 
   check_recipients_per_s   recipients checked per second (target >= 100,000);
                            ratio = ours / the raw ZMSCORE baseline.
+  check_recipients_per_s_concurrent
+                           the same checks from `--callers` (2) callers at once.
   bytes_per_entry          Redis memory per list entry (target <= 120).
 
 A fresh embedded Redis in a temp dir, on uvloop. JSON lines on stdout.
@@ -25,6 +27,7 @@ A fresh embedded Redis in a temp dir, on uvloop. JSON lines on stdout.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import statistics
@@ -182,6 +185,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
             redis_ms_per_check=round(server_us / 1000, 2),
             what="Suppressions.check: one Lua call for the bounce list and the account lists",
         )
+        await concurrent_checks(redis, sup, raw_key, batches, args)
         emit(
             metric="bytes_per_entry",
             value=round(max(per_entry.values()), 1),
@@ -200,12 +204,51 @@ async def run(url: str, args: argparse.Namespace) -> None:
         await redis.aclose()
 
 
+async def concurrent_checks(
+    redis: Redis, sup: Suppressions, raw_key: str, batches: list[list[str]], args: Any
+) -> None:
+    """The same checks from `--callers` callers at once, as the send API's requests and
+    the engines' batches come: one caller leaves Redis idle while Python builds a batch
+    and reads its answer; several overlap. Reported beside the one-caller figure."""
+
+    async def caller(share: list[list[str]], check: Any) -> None:
+        for batch in share:
+            await check(batch)
+
+    async def ours(batch: list[str]) -> None:
+        await sup.check(ACCOUNT, "bench-au", batch)
+
+    async def raw(batch: list[str]) -> None:
+        await redis.zmscore(raw_key, batch)
+
+    rates: dict[str, list[float]] = {"ours": [], "raw": []}
+    for _ in range(args.rounds):
+        for name, check in (("ours", ours), ("raw", raw)):
+            start = time.perf_counter()
+            await asyncio.gather(
+                *(caller(batches[i :: args.callers], check) for i in range(args.callers))
+            )
+            rates[name].append(len(batches) * args.batch / (time.perf_counter() - start))
+    ours_rate, raw_rate = statistics.median(rates["ours"]), statistics.median(rates["raw"])
+    emit(
+        metric="check_recipients_per_s_concurrent",
+        value=round(ours_rate),
+        unit="recipients/s",
+        callers=args.callers,
+        baseline=round(raw_rate),
+        ratio=round(ours_rate / raw_rate, 3),
+        rounds=[round(r) for r in rates["ours"]],
+        what=f"the same checks from {args.callers} callers at once",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.suppression", description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000, help="entries per list")
     parser.add_argument("--batch", type=int, default=1000, help="recipients per check")
     parser.add_argument("--batches", type=int, default=200, help="checks per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
+    parser.add_argument("--callers", type=int, default=2, help="callers at once, second figure")
     args = parser.parse_args(argv)
     with temp_redis(BENCH) as redis:
         runtime.run(run(redis.url, args))
