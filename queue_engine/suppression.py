@@ -640,11 +640,25 @@ class Suppressions:
         return removed
 
     async def maintain(self) -> None:
-        """The engine's periodic work on the lists: expired entries out, filters fit."""
+        """The engine's periodic work on the lists: expired entries out, filters fit.
+        Every list's size is read in one round trip; only lists whose filter must be
+        built or dropped cost more."""
         await self.prune()
-        for scope, lists in await self._scopes():
-            for kind in lists:
-                await self.refresh_filter(scope, kind)
+        scopes = await self._scopes()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for scope, kinds in scopes:
+                pipe.hmget(keys.suppression_meta(scope), [f for k in kinds for f in _sizes(k)])
+            rows = await pipe.execute()
+        for (scope, kinds), row in zip(scopes, rows, strict=True):
+            for i, kind in enumerate(kinds):
+                if self._filter_step(*(int(n or 0) for n in row[3 * i : 3 * i + 3])):
+                    await self.refresh_filter(scope, kind)
+
+    def _filter_step(self, count: int, bits: int, adds: int) -> str | None:
+        """What a list's filter needs, from its size, its filter's and the adds since."""
+        if count < self.filter_min_entries:
+            return "drop" if bits and count < self.filter_min_entries // 4 else None
+        return "build" if not bits or (count + adds) * 8 > bits else None
 
     async def refresh_filter(self, scope: str, kind: SuppressionList) -> bool:
         """Build, rebuild or drop one list's filter as its size asks; True if built.
@@ -653,13 +667,11 @@ class Suppressions:
         (suppression_add.lua), so no entry can miss its bit.
         """
         meta = keys.suppression_meta(scope)
-        fields = [kind.value, f"{kind}:fbits", f"{kind}:fadds"]
-        count, bits, adds = (int(n or 0) for n in await self.redis.hmget(meta, fields))
-        if count < self.filter_min_entries:
-            if bits and count < self.filter_min_entries // 4:
-                await self._filter(keys=[meta], args=[kind.value, "drop"])
-            return False
-        if bits and (count + adds) * 8 <= bits:
+        count, bits, adds = (int(n or 0) for n in await self.redis.hmget(meta, _sizes(kind)))
+        step = self._filter_step(count, bits, adds)
+        if step == "drop":
+            await self._filter(keys=[meta], args=[kind.value, "drop"])
+        if step != "build":
             return False
         lock = f"{keys.suppression_prefix(scope)}{kind}:flock"
         token = secrets.token_hex(8)
@@ -773,6 +785,11 @@ class Suppressions:
             for kind, n in zip(ACCOUNT_LISTS, row, strict=True):
                 sizes[kind.value] += int(n or 0)
         return sizes
+
+
+def _sizes(kind: SuppressionList) -> list[str]:
+    """A list's meta fields that size its filter: entries, filter bits, adds since."""
+    return [kind.value, f"{kind}:fbits", f"{kind}:fadds"]
 
 
 def _key(scope: str, kind: str, part: str, index: int) -> str:

@@ -468,6 +468,13 @@ async def test_suppression_lists_on_every_master(cluster: ClusterClient) -> None
         await sup.add(
             account, SuppressionList.BLOCKS, [(f"{account}@x.example", None, None, "")], Origin.API
         )
+    # Each list's filter lives under its scope's hash tag too; the checks below read them.
+    sup.filter_min_entries = 1
+    await cluster.sadd(keys.ACCOUNTS, *accounts)
+    await sup.maintain()
+    for account in accounts:
+        meta = keys.suppression_meta(keys.suppression_scope(account))
+        assert int(await cluster.hget(meta, "blocks:fbits") or 0) >= 1 << 16
     for account in accounts:
         blocks = await sup.check(
             account, "au", ["gone@gmail.example", f"{account}@x.example", "fine@x.example"]
