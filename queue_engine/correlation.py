@@ -40,8 +40,10 @@ def token(secret: bytes, email_id: str, purpose: str = EMAIL) -> str:
     return f"{email_id}.{signature(secret, email_id, purpose)}"
 
 
-def return_path(secret: bytes, email_id: str, domain: str) -> str:
-    return f"bounce+{token(secret, email_id)}@{domain}"
+def return_path(signed: str, domain: str) -> str:
+    """The VERP return path of an email's `token()`: the engine signs each email once
+    for this and for its header."""
+    return f"bounce+{signed}@{domain}"
 
 
 def email_id_from(secret: bytes, text: str | None, purpose: str = EMAIL) -> str | None:

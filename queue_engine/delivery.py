@@ -500,14 +500,15 @@ class Deliverer:
                     updates.append(self._lost_body(email))
                     continue
                 started = time.perf_counter()
+                signed = token(self.config.secret, email.email_id)
                 try:
                     result = await send_one(
                         self.pool,
                         destinations,
                         domain,
-                        self._envelope_sender(email),
+                        self._envelope_sender(email, signed),
                         email.recipient,
-                        self._message(email, body),
+                        self._message(email, body, signed),
                         smtputf8=not email.recipient.isascii(),
                         # Cut at the lease's end: another engine may have the email then.
                         within=None
@@ -540,16 +541,14 @@ class Deliverer:
                 report.pause = (exc.pause, exc.reply, exc.retry_at_ms)
         return updates
 
-    def _envelope_sender(self, email: Pending) -> str:
+    def _envelope_sender(self, email: Pending, signed: str) -> str:
         if self.config.return_path_domain:
-            return return_path(self.config.secret, email.email_id, self.config.return_path_domain)
+            return return_path(signed, self.config.return_path_domain)
         return email.sender
 
-    def _message(self, email: Pending, body: bytes | TrackedMessage) -> bytes:
+    def _message(self, email: Pending, body: bytes | TrackedMessage, signed: str) -> bytes:
         id_domain = self.config.return_path_domain or email.sender.rpartition("@")[2]
-        prefix = recipient_prefix(
-            email.recipient, email.email_id, id_domain, token(self.config.secret, email.email_id)
-        )
+        prefix = recipient_prefix(email.recipient, email.email_id, id_domain, signed)
         if isinstance(body, TrackedMessage):
             headers, wire = body.render(
                 self.config.secret,
