@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from app.mp_reports import build_arf, build_dsn
 from queue_engine import keys
-from queue_engine.correlation import return_path
+from queue_engine.correlation import return_path, token
 from queue_engine.feedback import FeedbackApplier
 
 RETURN_DOMAIN = "bounces.mailpulse.test"
@@ -85,7 +85,7 @@ async def wait_final(redis: Redis, email_ids: list[str], wait_for: Any) -> None:
 
 async def apply_report(redis: Redis, secret: bytes, email_id: str, kind: str) -> None:
     """What an MP's DSN bounce ("dsn") or ARF spam report ("arf") about the email does."""
-    to = return_path(secret, email_id, RETURN_DOMAIN)
+    to = return_path(token(secret, email_id), RETURN_DOMAIN)
     recipient = await redis.hget(keys.email(email_id), "recipient")
     original = b"Subject: hi\r\n\r\nhi\r\n"
     report = (
